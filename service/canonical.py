@@ -1,0 +1,48 @@
+"""Canonical JSON: one byte-exact text for one value.
+
+Used for ruleset content hashes, decision-log hash chains and every JSON body the
+service writes. Decimals are written as JSON numbers with their exact digits (never
+through a float), keys are sorted, no insignificant whitespace, UTF-8 text kept as is.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from decimal import Decimal
+
+import simplejson
+
+
+def _default(value):
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def normalize_decimal(value: Decimal) -> Decimal:
+    """0.550 -> 0.55, 1E+1 -> 10: one spelling per number."""
+    if value == value.to_integral_value():
+        return Decimal(int(value))
+    return Decimal(format(value.normalize(), "f"))
+
+
+def dumps(value, *, sort_keys: bool = True) -> str:
+    """Compact JSON text; Decimal values are exact JSON numbers."""
+    return simplejson.dumps(
+        value,
+        use_decimal=True,
+        sort_keys=sort_keys,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_default,
+    )
+
+
+def loads(text: str | bytes):
+    """Parse JSON keeping every non-integer number as an exact Decimal."""
+    return simplejson.loads(text, use_decimal=True)
+
+
+def sha256_hex(value) -> str:
+    """sha256 of the canonical text of a value."""
+    return hashlib.sha256(dumps(value).encode("utf-8")).hexdigest()

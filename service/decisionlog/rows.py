@@ -1,0 +1,199 @@
+"""Stored-row forms shared by both backends, and their conversion to public records.
+
+A `StoredDecision` keeps the payloads as the canonical JSON text read from the
+database: that text is what the chain hashes, and it is parsed (with Decimals) only
+when a caller asks for a `LoggedDecision`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, replace
+
+from service import canonical
+
+from . import chain
+from .store import OUTCOMES, DecisionSummary, LoggedDecision, NewDecision
+
+# Column order of every decision SELECT in both backends.
+SUMMARY_COLUMNS = (
+    "seq", "decision_id", "application_id", "ruleset_name", "ruleset_version",
+    "ruleset_sha256", "outcome", "as_of", "evaluated_at", "fired_rules",
+)
+PAYLOAD_COLUMNS = ("request", "response", "trace", "prev_hash", "hash")
+DECISION_COLUMNS = SUMMARY_COLUMNS + PAYLOAD_COLUMNS
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    seq: int
+    decision_id: str
+    application_id: str | None
+    ruleset_name: str
+    ruleset_version: str
+    ruleset_sha256: str
+    outcome: str
+    as_of: str
+    evaluated_at: str  # chain.timestamp_text form
+    fired_rules_json: str
+    request_json: str | None = None  # None when selected without payloads
+    response_json: str | None = None
+    trace_json: str | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    indexed_rule_ids: tuple[str, ...] | None = None  # only when selected for verify
+
+    @classmethod
+    def from_row(cls, row: tuple, indexed_rule_ids: list[str] | None = None) -> "StoredDecision":
+        """From a row in SUMMARY_COLUMNS or DECISION_COLUMNS order; evaluated_at may be
+        a datetime (PostgreSQL) or the stored text (SQLite)."""
+        values = list(row)
+        if isinstance(values[8], dt.datetime):
+            values[8] = chain.timestamp_text(values[8])
+        indexed = tuple(indexed_rule_ids) if indexed_rule_ids is not None else None
+        return cls(*values, indexed_rule_ids=indexed)
+
+    def chained(self, seq: int, prev_hash: str, key: bytes | None) -> "StoredDecision":
+        """This record placed at `seq` after a record hashed `prev_hash`, with its hash."""
+        linked = replace(self, seq=seq, prev_hash=prev_hash)
+        return replace(linked, hash=chain.record_hash(prev_hash, linked.hashed_fields(), key))
+
+    def column_values(self) -> tuple:
+        """Values in DECISION_COLUMNS order (evaluated_at as its stored text)."""
+        return (
+            self.seq, self.decision_id, self.application_id, self.ruleset_name,
+            self.ruleset_version, self.ruleset_sha256, self.outcome, self.as_of,
+            self.evaluated_at, self.fired_rules_json, self.request_json,
+            self.response_json, self.trace_json, self.prev_hash, self.hash,
+        )
+
+    def fired_rule_ids(self) -> list[str]:
+        """Distinct fired rule ids: the rows of the decision_rules search index."""
+        return sorted(set(self.fired_rules()))
+
+    def fired_rules(self) -> list[str]:
+        return json.loads(self.fired_rules_json)
+
+    def hashed_fields(self) -> dict:
+        return chain.decision_fields(
+            seq=self.seq,
+            decision_id=self.decision_id,
+            application_id=self.application_id,
+            ruleset_name=self.ruleset_name,
+            ruleset_version=self.ruleset_version,
+            ruleset_sha256=self.ruleset_sha256,
+            outcome=self.outcome,
+            as_of=self.as_of,
+            evaluated_at=self.evaluated_at,
+            fired_rules_json=self.fired_rules_json,
+            request_json=self.request_json,
+            response_json=self.response_json,
+            trace_json=self.trace_json,
+        )
+
+    def to_summary(self) -> DecisionSummary:
+        return DecisionSummary(
+            seq=self.seq,
+            decision_id=self.decision_id,
+            application_id=self.application_id,
+            ruleset_name=self.ruleset_name,
+            ruleset_version=self.ruleset_version,
+            ruleset_sha256=self.ruleset_sha256,
+            outcome=self.outcome,
+            as_of=self.as_of,
+            evaluated_at=parse_timestamp_text(self.evaluated_at),
+            fired_rules=self.fired_rules(),
+        )
+
+    def to_logged(self) -> LoggedDecision:
+        summary = self.to_summary()
+        return LoggedDecision(
+            **{name: getattr(summary, name) for name in DecisionSummary.__dataclass_fields__},
+            request=canonical.loads(self.request_json),
+            response=canonical.loads(self.response_json),
+            trace=canonical.loads(self.trace_json),
+            prev_hash=self.prev_hash,
+            hash=self.hash,
+        )
+
+
+def prepare_decision(rec: NewDecision) -> StoredDecision:
+    """Validate and serialise a new decision before any transaction starts; the store
+    then places it with `chained` while it holds the chain lock."""
+    if not isinstance(rec.decision_id, str) or not rec.decision_id:
+        raise ValueError("decision_id must be a non-empty string")
+    if rec.outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+    if not all(isinstance(rule_id, str) for rule_id in rec.fired_rules):
+        raise ValueError("fired_rules must be rule id strings")
+    if not isinstance(rec.evaluated_at, dt.datetime):
+        raise ValueError("evaluated_at must be a datetime")
+    return StoredDecision(
+        seq=0,
+        decision_id=rec.decision_id,
+        application_id=rec.application_id,
+        ruleset_name=rec.ruleset_name,
+        ruleset_version=rec.ruleset_version,
+        ruleset_sha256=rec.ruleset_sha256,
+        outcome=rec.outcome,
+        as_of=_iso_date(rec.as_of),
+        evaluated_at=chain.timestamp_text(rec.evaluated_at),
+        fired_rules_json=canonical.dumps(list(rec.fired_rules)),
+        request_json=canonical.dumps(rec.request),
+        response_json=canonical.dumps(rec.response),
+        trace_json=canonical.dumps(rec.trace),
+    )
+
+
+def _iso_date(value: str | dt.date) -> str:
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return dt.date.fromisoformat(value).isoformat()  # ValueError if not a date
+
+
+@dataclass(frozen=True)
+class RetentionAnchor:
+    """Where the chain starts after a purge: the first kept seq and its prev_hash."""
+
+    first_seq: int
+    prev_hash: str
+    purged_before: dt.datetime
+    purged_at: dt.datetime
+    purged_count: int
+    anchor_hash: str
+
+    def expected_hash(self, key: bytes | None) -> str:
+        return chain.anchor_hash(
+            first_seq=self.first_seq,
+            prev_hash=self.prev_hash,
+            purged_before=chain.timestamp_text(self.purged_before),
+            purged_at=chain.timestamp_text(self.purged_at),
+            purged_count=self.purged_count,
+            key=key,
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "first_seq": self.first_seq,
+            "prev_hash": self.prev_hash,
+            "purged_before": chain.timestamp_text(self.purged_before),
+            "purged_at": chain.timestamp_text(self.purged_at),
+            "purged_count": self.purged_count,
+        }
+
+
+def parse_timestamp_text(text: str) -> dt.datetime:
+    """Inverse of chain.timestamp_text (also accepts any ISO text with an offset)."""
+    value = dt.datetime.fromisoformat(text)
+    return chain.to_utc(value)
+
+
+def timestamp_value(value: str | dt.datetime | None) -> dt.datetime | None:
+    """A column value (text in SQLite, datetime in PostgreSQL) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return chain.to_utc(value)
+    return parse_timestamp_text(value)

@@ -1,0 +1,325 @@
+"""The store interface shared by the SQLite and PostgreSQL implementations.
+
+One `Store` holds (a) the registry of published ruleset versions and (b) the
+tamper-evident decision log. The API layer maps the exceptions defined here to HTTP:
+`StoreUnavailable` -> 503, `VersionConflict` -> 409, `NotFound` -> 404.
+"""
+from __future__ import annotations
+
+import abc
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:  # rows.py imports this module
+    from .rows import StoredDecision
+
+OUTCOMES = ("APPROVE", "REFER", "DECLINE")
+SOURCE_FORMATS = ("yaml", "json")
+MAX_PAGE_SIZE = 1000
+ITER_BATCH_SIZE = 500
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Base of every error raised by the store."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or written right now (HTTP 503)."""
+
+
+class SchemaNotMigrated(StoreUnavailable):
+    """The database schema is missing migrations: run `python -m service.decisionlog migrate`."""
+
+
+class VersionConflict(StoreError):
+    """The ruleset version is already published with different content (HTTP 409)."""
+
+
+class NotFound(StoreError, LookupError):
+    """The ruleset version does not exist (HTTP 404)."""
+
+
+class DuplicateDecision(StoreError):
+    """A decision with this decision_id is already in the log (a caller bug: ids are unique)."""
+
+
+# --- records ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RulesetVersionRow:
+    name: str
+    version: str
+    sha256: str
+    canonical_json: str
+    source_text: str
+    source_format: str
+    published_at: dt.datetime
+    published_by: str | None
+    retired_at: dt.datetime | None
+    retired_by: str | None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
+
+
+@dataclass(frozen=True)
+class NewDecision:
+    """A decision as handed to `append_decision`; the store adds seq and the hashes."""
+
+    decision_id: str
+    application_id: str | None
+    ruleset_name: str
+    ruleset_version: str
+    ruleset_sha256: str
+    outcome: str
+    as_of: str
+    evaluated_at: dt.datetime
+    fired_rules: list[str]
+    request: dict[str, Any]
+    response: dict[str, Any]
+    trace: list[Any]
+
+
+@dataclass(frozen=True)
+class DecisionSummary:
+    seq: int
+    decision_id: str
+    application_id: str | None
+    ruleset_name: str
+    ruleset_version: str
+    ruleset_sha256: str
+    outcome: str
+    as_of: str
+    evaluated_at: dt.datetime
+    fired_rules: list[str]
+
+
+@dataclass(frozen=True)
+class LoggedDecision(DecisionSummary):
+    request: dict[str, Any]
+    response: dict[str, Any]
+    trace: list[Any]
+    prev_hash: str
+    hash: str
+
+    def summary(self) -> DecisionSummary:
+        fields = {name: getattr(self, name) for name in DecisionSummary.__dataclass_fields__}
+        return DecisionSummary(**fields)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of walking the chain. `first_problem` is None when ok, else
+    {seq, decision_id, kind, detail} with kind one of
+    altered | missing | broken_link | head_mismatch | index_mismatch."""
+
+    ok: bool
+    checked: int
+    first_problem: dict[str, Any] | None
+    head: dict[str, Any]
+    retention_floor: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    """Search criteria; None means "any". Time range: from inclusive, to exclusive."""
+
+    application_id: str | None = None
+    ruleset: str | None = None
+    version: str | None = None
+    outcome: str | None = None
+    rule_id: str | None = None
+    time_from: dt.datetime | None = None
+    time_to: dt.datetime | None = None
+
+
+def encode_cursor(after_seq: int) -> str:
+    """Opaque page cursor: the last seq of the previous page."""
+    text = json.dumps({"after": after_seq}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The seq a cursor points after; ValueError if it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        after_seq = value["after"]
+    except (binascii.Error, UnicodeError, ValueError, TypeError, KeyError, AttributeError):
+        raise ValueError("invalid cursor") from None
+    if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+        raise ValueError("invalid cursor")
+    return after_seq
+
+
+# --- the interface ------------------------------------------------------------------
+
+
+class Store(abc.ABC):
+    """Durable registry + decision log. Safe for concurrent use from threads; open one
+    per process (after fork). Every database failure surfaces as `StoreUnavailable`
+    and the next call reconnects."""
+
+    backend: str = ""
+
+    # lifecycle
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Apply pending migrations (under a lock); return the ids applied."""
+
+    @abc.abstractmethod
+    def is_fresh(self) -> bool:
+        """True if the database holds nothing yet (safe to auto-migrate)."""
+
+    @abc.abstractmethod
+    def pending_migrations(self) -> list[str]:
+        """Ids of migrations not yet applied."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store can be read and written now."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every connection; the store must not be used afterwards."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ruleset registry
+    @abc.abstractmethod
+    def publish_version(
+        self,
+        name: str,
+        version: str,
+        sha256: str,
+        canonical_json: str,
+        source_text: str,
+        source_format: str,
+        published_by: str | None,
+    ) -> tuple[RulesetVersionRow, bool]:
+        """Store a version; (row, True) if new, (row, False) if already stored with the
+        same sha256; VersionConflict if stored with a different sha256."""
+
+    @abc.abstractmethod
+    def list_versions(self, name: str | None = None) -> list[RulesetVersionRow]:
+        """Versions ordered by name, then publish order."""
+
+    @abc.abstractmethod
+    def get_version(self, name: str, version: str) -> RulesetVersionRow | None: ...
+
+    @abc.abstractmethod
+    def retire_version(self, name: str, version: str, retired_by: str | None) -> RulesetVersionRow:
+        """Mark retired (idempotent); NotFound if unknown."""
+
+    @abc.abstractmethod
+    def registry_generation(self) -> int:
+        """A counter that increases on every publish and retire."""
+
+    # decision log
+    @abc.abstractmethod
+    def append_decision(self, rec: NewDecision) -> LoggedDecision:
+        """Append to the chain and commit before returning."""
+
+    @abc.abstractmethod
+    def get_decision(self, decision_id: str) -> LoggedDecision | None: ...
+
+    @abc.abstractmethod
+    def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
+        """Walk the whole chain in seq order and report the first problem.
+
+        `expected_head` = (seq, hash) remembered from an earlier verify: also checks the
+        record at that seq still has that hash (catches a rebuilt or truncated chain whose
+        chain_head was rewritten to match). Seqs already purged by retention are skipped."""
+
+    @abc.abstractmethod
+    def purge_before(self, cutoff: dt.datetime) -> int:
+        """Delete the longest prefix of the chain evaluated before `cutoff`; return count."""
+
+    def search_decisions(
+        self,
+        *,
+        application_id: str | None = None,
+        ruleset: str | None = None,
+        version: str | None = None,
+        outcome: str | None = None,
+        rule_id: str | None = None,
+        time_from: dt.datetime | None = None,
+        time_to: dt.datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[DecisionSummary], str | None]:
+        """One page in seq order and the cursor of the next page (None on the last)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+        after_seq = decode_cursor(cursor) if cursor is not None else 0
+        filters = DecisionFilter(
+            application_id=application_id, ruleset=ruleset, version=version, outcome=outcome,
+            rule_id=rule_id, time_from=time_from, time_to=time_to,
+        )
+        # one extra row tells whether there is a next page
+        rows = self._select_decisions(filters, after_seq=after_seq, upto_seq=None,
+                                      limit=limit + 1, with_payloads=False)
+        page = [row.to_summary() for row in rows[:limit]]
+        next_cursor = encode_cursor(page[-1].seq) if len(rows) > limit else None
+        return page, next_cursor
+
+    def iter_decisions(
+        self,
+        *,
+        application_id: str | None = None,
+        ruleset: str | None = None,
+        version: str | None = None,
+        outcome: str | None = None,
+        rule_id: str | None = None,
+        time_from: dt.datetime | None = None,
+        time_to: dt.datetime | None = None,
+    ) -> Iterator[LoggedDecision]:
+        """Full records in seq order, fetched in batches (bounded memory). Records
+        appended after the iteration started are not included."""
+        filters = DecisionFilter(
+            application_id=application_id, ruleset=ruleset, version=version, outcome=outcome,
+            rule_id=rule_id, time_from=time_from, time_to=time_to,
+        )
+        upto_seq = self._head_seq()
+        after_seq = 0
+        while True:
+            rows = self._select_decisions(filters, after_seq=after_seq, upto_seq=upto_seq,
+                                          limit=ITER_BATCH_SIZE, with_payloads=True)
+            for row in rows:
+                yield row.to_logged()
+            if len(rows) < ITER_BATCH_SIZE:
+                return
+            after_seq = rows[-1].seq
+
+    # hooks for the shared search/iterate code
+    @abc.abstractmethod
+    def _select_decisions(
+        self,
+        filters: DecisionFilter,
+        *,
+        after_seq: int,
+        upto_seq: int | None,
+        limit: int,
+        with_payloads: bool,
+    ) -> list[StoredDecision]:
+        """Rows with seq > after_seq (and <= upto_seq) matching filters, by seq."""
+
+    @abc.abstractmethod
+    def _head_seq(self) -> int:
+        """The seq of the last appended record (0 if none)."""

@@ -1,0 +1,108 @@
+"""The only module that talks to durable_rules.
+
+We drive durable_rules' C engine (`durable_rules_engine`, the Rete network inside
+durable-rules 2.0.28) directly instead of through `durable.engine.Host`:
+- no Host means no background timer threads, which re-arm forever and can race an
+  evaluation in another thread (see DURABLE_RULES.md);
+- actions are not Python callbacks that mutate state: an activation only tells us
+  which rule matched, so we read the rule name and complete it.
+
+Hazards of the engine this module contains (each has a test in tests/engine/):
+- session state is looked up by a 32-bit hash of the session id without comparing the
+  strings, so two live sessions with colliding ids share one state;
+- 1,024 live sessions of a ruleset raise MemoryError and then crash the process;
+- asserting the same fact twice into a live session is refused.
+Hence: one process-wide lock, at most ONE live session at any moment (sessions are
+sequential even for `uses` compositions), deleted in `finally`; every fact of a
+session has its own id.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from contextlib import contextmanager
+
+import durable_rules_engine as _engine
+
+_LOCK = threading.RLock()
+_SESSION_IDS = itertools.count(1)
+_RULESET_IDS = itertools.count(1)
+_live_sessions = 0  # guarded by _LOCK; never above 1
+
+
+class EngineFailure(RuntimeError):
+    """durable_rules refused an operation; the evaluation cannot be trusted."""
+
+
+class DurableRuleset:
+    """One compiled ruleset version registered in the engine under a unique name."""
+
+    def __init__(self, label: str, definition: dict):
+        self.name = f"{label}#{next(_RULESET_IDS)}"
+        self._handle = _engine.create_ruleset(self.name, json.dumps(definition, ensure_ascii=False))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            with _LOCK:
+                _engine.delete_ruleset(self._handle)
+            self._handle = None
+
+    def __del__(self):  # compiled rulesets for validation only are freed when dropped
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    @contextmanager
+    def session(self):
+        """A fresh, empty session; deleted on exit whatever happens."""
+        global _live_sessions
+        with _LOCK:
+            if _live_sessions:
+                raise EngineFailure("a durable_rules session is already live in this process")
+            sid = str(next(_SESSION_IDS))
+            _live_sessions += 1
+            try:
+                yield _Session(self._handle, sid)
+            finally:
+                try:
+                    _engine.delete_state(self._handle, sid)
+                finally:
+                    _live_sessions -= 1
+
+
+def live_sessions() -> int:
+    return _live_sessions
+
+
+class _Session:
+    __slots__ = ("_handle", "_sid", "_facts")
+
+    def __init__(self, handle, sid: str):
+        self._handle = handle
+        self._sid = sid
+        self._facts = 0
+
+    def assert_fact(self, fact: dict) -> set[str]:
+        """Assert one fact; return the names of the rules it activated (each once).
+
+        A condition with `$or` activates its rule once per satisfied branch, so names
+        are collected into a set.
+        """
+        self._facts += 1
+        fact["sid"] = self._sid
+        fact["id"] = f"f{self._facts}"
+        status, state = _engine.assert_fact(self._handle, json.dumps(fact, ensure_ascii=False))
+        if status == 1:  # no rule is interested in this fact
+            return set()
+        if status != 0:
+            raise EngineFailure(f"durable_rules refused a fact (status {status})")
+        fired: set[str] = set()
+        started = _engine.start_action_for_state(self._handle, state)
+        message = started[1] if started else None
+        while message:
+            # The activation is '{"<rule name>": {...}}'; our rule names never need escaping.
+            fired.add(message[2:message.index('"', 2)])
+            message = _engine.complete_and_start_action(self._handle, state)
+        return fired

@@ -1,0 +1,283 @@
+"""Evaluate one validated input against one compiled ruleset version.
+
+The clock is never read here: `as_of` is passed in. One durable_rules session per
+evaluation, one fact per wave (see compiler.py); between waves the fired rules'
+effects are applied in document order, so later waves see the results of earlier ones
+(`in_scope` from the scope stage gates targeting, rating_floor, mode and product).
+
+Output is deterministic: reasons ordered by stage then rule, results in declaration
+order with list results in their enum's order, trace in stage then rule order.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from service.engine.compiler import CompiledRuleset, build_fact
+from service.errors import EvaluationError
+from service.rulesets import expr
+from service.rulesets.model import (
+    DECISION_ROOT, PARAMS_ROOT, RESULT_ROOT, SEVERITY, USES_ROOT, Rule, Ruleset, ValueSource,
+    condition_reads,
+)
+from service.rulesets.types import MISSING, check_value
+
+TRACE_LEVELS = ("full", "fired", "none")
+
+
+@dataclass
+class Evaluation:
+    ruleset: Ruleset
+    as_of: dt.date
+    outcome: str
+    reasons: list[dict]
+    results: dict
+    fired: list[str]  # rule ids, stage then document order
+    trace: list[dict]
+    uses: dict[str, "Evaluation"] = field(default_factory=dict)
+
+    def summary(self, trace_level: str = "fired") -> dict:
+        """The ruleset-specific part of a decision response."""
+        out = {
+            "outcome": self.outcome,
+            "reasons": self.reasons,
+            "results": self.results,
+            "trace": select_trace(self.trace, trace_level),
+        }
+        if self.uses:
+            out["uses"] = {
+                alias: {
+                    "ruleset": ruleset_ref(u.ruleset),
+                    "as_of": u.as_of.isoformat(),
+                    "outcome": u.outcome,
+                    "reasons": u.reasons,
+                    "results": u.results,
+                    "trace": select_trace(u.trace, trace_level),
+                }
+                for alias, u in self.uses.items()
+            }
+        return out
+
+
+def ruleset_ref(ruleset: Ruleset) -> dict:
+    return {"name": ruleset.name, "version": ruleset.version, "sha256": ruleset.sha256}
+
+
+def select_trace(full_trace: list[dict], level: str) -> list[dict]:
+    if level == "full":
+        return full_trace
+    if level == "fired":
+        return [t for t in full_trace if t["fired"]]
+    return []
+
+
+@dataclass(frozen=True)
+class _TraceRead:
+    display: str
+    parts: tuple[str, ...]  # path to the value (to the list, for item reads)
+    item_parts: tuple[str, ...] | None  # inside each item, for `list[*].field`
+
+
+def _trace_reads(rule: Rule) -> tuple[_TraceRead, ...]:
+    out = []
+    for display in condition_reads(rule.condition):
+        if "[*]." in display:
+            head, tail = display.split("[*].", 1)
+            out.append(_TraceRead(display, tuple(head.split(".")), tuple(tail.split("."))))
+        else:
+            out.append(_TraceRead(display, tuple(display.split(".")), None))
+    return tuple(out)
+
+
+def declared_effect(rule: Rule) -> dict:
+    """What a rule does when it fires, as written (for the trace of rules that did not)."""
+    effect = rule.effect
+    out: dict = {}
+    if effect.outcome:
+        out["outcome"] = effect.outcome
+        out["reason"] = effect.reason
+    if effect.sets:
+        out["set"] = {name: src.describe() for name, src in effect.sets}
+    if effect.adds:
+        out["add"] = {name: src.describe() for name, src in effect.adds}
+    return out
+
+
+class Evaluator:
+    """Everything about one compiled version that evaluation needs, prepared once."""
+
+    def __init__(self, compiled: CompiledRuleset):
+        self.compiled = compiled
+        rs = compiled.ruleset
+        self.ruleset = rs
+        stage_order = {s.id: s.index for s in rs.stages}
+        self.rules_in_order = sorted(rs.rules, key=lambda r: (stage_order[r.stage], r.index))
+        self.trace_reads = {r.id: _trace_reads(r) for r in rs.rules}
+        self.declared = {r.id: declared_effect(r) for r in rs.rules}
+        self.sort_key = {r.id: (stage_order[r.stage], r.index) for r in rs.rules}
+        self.params = {name: p.value for name, p in rs.parameters.items()}
+        # Results that start with a default when their stage applies.
+        self.defaults_by_stage: dict[str, list[tuple[str, object]]] = {}
+        for name, f in rs.results.items():
+            stage = rs.result_stage(name)
+            if stage is not None and f.default is not MISSING:
+                self.defaults_by_stage.setdefault(stage, []).append((name, f.default))
+        self.ungated = [s.id for s in rs.stages if s.gate is None]
+        self.list_order = {
+            name: {v: i for i, v in enumerate(f.type.items.values)}
+            for name, f in rs.results.items() if f.type.kind == "list"
+        }
+
+    def evaluate(self, data: dict, *, as_of: dt.date, uses: dict[str, Evaluation] | None = None) -> Evaluation:
+        """`data` must already be validated against the ruleset's input schema."""
+        state = _State(self, data, uses or {})
+        for stage in self.ungated:
+            state.apply_defaults(stage)
+        with self.compiled.engine.session() as session:
+            for wave in self.compiled.waves:
+                fact = build_fact(wave, state.lookup)
+                names = session.assert_fact(fact) if (wave.rules or wave.gates) else set()
+                for name, stage in wave.gates:
+                    if name in names:
+                        state.apply_defaults(stage.id)
+                for name, rule in wave.rules:
+                    if name in names:
+                        state.fire(rule)
+        return state.finish(as_of)
+
+
+class _State:
+    """The evolving state of one evaluation."""
+
+    def __init__(self, ev: Evaluator, data: dict, uses: dict[str, Evaluation]):
+        self.ev = ev
+        self.data = data
+        self.uses = uses
+        self.results: dict = {}
+        self.set_by: dict[str, str] = {}
+        self.severity = 0
+        self.fired: dict[str, dict] = {}
+
+    # -- reading ----------------------------------------------------------------
+
+    def lookup(self, path: str):
+        return self.value(path.split("."))
+
+    def value(self, parts):
+        root = parts[0]
+        if root == RESULT_ROOT:
+            return self.results.get(parts[1])
+        if root == USES_ROOT:
+            used = self.uses[parts[1]]
+            return used.outcome if parts[2] == "outcome" else used.results.get(parts[2])
+        if root == DECISION_ROOT:
+            return _OUTCOME_BY_SEVERITY[self.severity]
+        if root == PARAMS_ROOT:
+            return self.ev.params[parts[1]]
+        value = self.data
+        for part in parts:
+            if value is None:
+                return None
+            value = value.get(part)
+        return value
+
+    # -- writing ----------------------------------------------------------------
+
+    def apply_defaults(self, stage_id: str) -> None:
+        for name, default in self.ev.defaults_by_stage.get(stage_id, ()):
+            self.results.setdefault(name, list(default) if isinstance(default, list) else default)
+
+    def resolve(self, source: ValueSource):
+        if source.kind in ("literal", "param"):
+            return list(source.value) if isinstance(source.value, list) else source.value
+        if source.kind == "field":
+            return self.lookup(source.name)
+        return expr.evaluate(source.node, self.lookup)
+
+    def fire(self, rule: Rule) -> None:
+        effect = rule.effect
+        done: dict = {}
+        if effect.outcome:
+            self.severity = max(self.severity, SEVERITY[effect.outcome])
+            done["outcome"] = effect.outcome
+            done["reason"] = effect.reason
+        if effect.sets:
+            done["set"] = {}
+            for name, source in effect.sets:
+                value = self.coerce(name, self.resolve(source), rule)
+                if name in self.set_by and self.results.get(name) != value:
+                    raise EvaluationError(
+                        f"rules {self.set_by[name]} and {rule.id} set result {name!r} to different values")
+                self.results[name] = value
+                self.set_by[name] = rule.id
+                done["set"][name] = value
+        if effect.adds:
+            done["add"] = {}
+            for name, source in effect.adds:
+                values = self.resolve(source)
+                values = values if isinstance(values, list) else [values]
+                order = self.ev.list_order[name]
+                current = self.results.get(name) or []
+                merged = set(current) | set(values)
+                self.results[name] = sorted(merged, key=order.__getitem__)
+                done["add"][name] = values
+        self.fired[rule.id] = done
+
+    def coerce(self, name: str, value, rule: Rule):
+        spec = self.ev.ruleset.results[name].type
+        if value is not None and spec.kind == "decimal" and isinstance(value, (Decimal, int)) and not isinstance(value, bool):
+            value = expr.quantize(Decimal(value), spec.scale)
+        elif value is not None and spec.kind == "integer" and isinstance(value, Decimal):
+            value = int(expr.quantize(value, 0))
+        ok, checked = check_value(spec, value)
+        if not ok:
+            raise EvaluationError(f"rule {rule.id} computed {value!r} for result {name!r}: {checked}")
+        return checked
+
+    # -- output -----------------------------------------------------------------
+
+    def finish(self, as_of: dt.date) -> Evaluation:
+        ev = self.ev
+        rs = ev.ruleset
+        reasons, trace, fired_ids = [], [], []
+        stage_of = {r.id: r.stage for r in rs.rules}
+        for rule in ev.rules_in_order:
+            fired = rule.id in self.fired
+            if fired:
+                fired_ids.append(rule.id)
+                if rule.effect.outcome:
+                    reason = rs.reasons[rule.effect.reason]
+                    reasons.append({"code": reason.code, "rule_id": rule.id, "stage": stage_of[rule.id],
+                                    "message_zh": reason.zh, "message_en": reason.en})
+            trace.append({
+                "rule_id": rule.id,
+                "stage": rule.stage,
+                "fired": fired,
+                "inputs": self.trace_inputs(rule),
+                "effect": self.fired[rule.id] if fired else ev.declared[rule.id],
+            })
+        results = {name: self.results[name] for name in rs.results if name in self.results}
+        return Evaluation(ruleset=rs, as_of=as_of, outcome=_OUTCOME_BY_SEVERITY[self.severity], reasons=reasons,
+                          results=results, fired=fired_ids, trace=trace, uses=self.uses)
+
+    def trace_inputs(self, rule: Rule) -> dict:
+        out = {}
+        for read in self.ev.trace_reads[rule.id]:
+            value = self.value(read.parts)
+            if read.item_parts is not None:
+                items = value or []
+                value = [_dig(item, read.item_parts) for item in items]
+            out[read.display] = value
+        return out
+
+
+def _dig(value, parts):
+    for part in parts:
+        if value is None:
+            return None
+        value = value.get(part)
+    return value
+
+
+_OUTCOME_BY_SEVERITY = {v: k for k, v in SEVERITY.items()}

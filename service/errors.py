@@ -1,0 +1,66 @@
+"""Domain errors with stable codes. Knows nothing of HTTP (api/errors.py maps these)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a document or a request, and where.
+
+    `path` is a dotted location (``rules[3].when.all[0].field``, ``input.applicant.employees``);
+    `line` is the 1-based source line when the document was YAML.
+    """
+
+    code: str
+    path: str
+    message: str
+    line: int | None = None
+    severity: str = "error"  # "error" blocks publishing; "warning" is reported only
+
+    def as_dict(self) -> dict:
+        out = {"code": self.code, "path": self.path, "message": self.message, "severity": self.severity}
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+class ServiceError(Exception):
+    """Base of every error the API turns into a problem+json answer."""
+
+    code = "error"
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class InvalidInput(ServiceError):
+    """The evaluation input does not match the ruleset's declared input schema."""
+
+    code = "invalid_input"
+
+
+class InvalidRuleset(ServiceError):
+    """A ruleset document failed validation, static checks or its own tests."""
+
+    code = "invalid_ruleset"
+
+
+class UnknownRuleset(ServiceError):
+    """No such ruleset, or no version of it for the pin / date asked."""
+
+    code = "unknown_ruleset"
+
+
+class RulesetUnavailable(ServiceError):
+    """The version exists but may not be used for new decisions (retired)."""
+
+    code = "ruleset_unavailable"
+
+
+class EvaluationError(ServiceError):
+    """A valid input hit a runtime failure in a ruleset (e.g. division by zero in a formula)."""
+
+    code = "evaluation_error"

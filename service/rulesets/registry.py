@@ -1,0 +1,217 @@
+"""The in-memory registry of loaded ruleset versions, and the load pipeline.
+
+    text -> parse_document -> parse_ruleset -> static checks -> compile -> embedded tests
+
+A version enters the registry only when every step passes. Evaluation picks a version by
+pin or by `as_of` (the active version whose effective window contains the date; the
+latest effective_from wins, then the highest version), evaluates the rulesets it
+`uses` for the same `as_of`, then itself.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.engine.compiler import CompiledRuleset, compile_ruleset
+from service.engine.evaluator import Evaluation, Evaluator
+from service.errors import (
+    InvalidRuleset, Problem, RulesetUnavailable, ServiceError, UnknownRuleset,
+)
+from service.rulesets.analysis import static_check
+from service.rulesets.document import DocumentError, SourceDocument, parse_document
+from service.rulesets.model import Ruleset
+from service.rulesets.parse import SEMVER_RE, UsedRuleset, parse_ruleset
+from service.schemas.ruleset_input import InputValidator, default_sub_input
+
+
+class UnresolvableDependency(ServiceError):
+    """A ruleset this one `uses` has no version for the requested date."""
+
+    code = "unresolvable_dependency"
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    major, minor, patch = version.split(".")
+    return int(major), int(minor), int(patch)
+
+
+@dataclass
+class LoadedVersion:
+    ruleset: Ruleset
+    compiled: CompiledRuleset
+    evaluator: Evaluator
+    validator: InputValidator
+    source_text: str
+    source_format: str
+    retired: bool = False
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.ruleset.name
+
+    @property
+    def version(self) -> str:
+        return self.ruleset.version
+
+
+class Registry:
+    def __init__(self):
+        self._versions: dict[str, dict[str, LoadedVersion]] = {}
+        self._lock = threading.RLock()
+
+    # -- contents ---------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self._versions)
+
+    def versions(self, name: str) -> list[LoadedVersion]:
+        return sorted(self._versions.get(name, {}).values(), key=lambda lv: version_key(lv.version))
+
+    def get(self, name: str, version: str) -> LoadedVersion | None:
+        return self._versions.get(name, {}).get(version)
+
+    def all(self) -> list[LoadedVersion]:
+        return [lv for name in self.names() for lv in self.versions(name)]
+
+    def add(self, lv: LoadedVersion) -> None:
+        with self._lock:
+            self._versions.setdefault(lv.name, {})[lv.version] = lv
+
+    def mark_retired(self, name: str, version: str) -> None:
+        lv = self.get(name, version)
+        if lv is not None:
+            lv.retired = True
+
+    def used_map(self, names) -> dict[str, UsedRuleset]:
+        return {n: UsedRuleset(n, [lv.ruleset for lv in self.versions(n)]) for n in names if n in self._versions}
+
+    # -- the load pipeline ------------------------------------------------------
+
+    def prepare(self, doc: SourceDocument, *, run_tests: bool = True) -> tuple[LoadedVersion | None, list[Problem]]:
+        """Parse, check, compile and test a document against this registry. Nothing is added."""
+        from service.rulesets.testing import run_tests as run_embedded_tests
+
+        uses = doc.data.get("uses") if isinstance(doc.data, dict) else None
+        used_names = [u.get("ruleset") for u in uses.values() if isinstance(u, dict)] if isinstance(uses, dict) else []
+        ruleset, problems = parse_ruleset(doc, self.used_map([n for n in used_names if isinstance(n, str)]))
+        if ruleset is None:
+            return None, problems
+        plan, static_problems = static_check(ruleset)
+        problems = problems + static_problems
+        if plan is None or any(p.severity == "error" for p in problems):
+            return None, problems
+        compiled = compile_ruleset(ruleset, plan)
+        lv = LoadedVersion(ruleset=ruleset, compiled=compiled, evaluator=Evaluator(compiled),
+                           validator=InputValidator(ruleset), source_text=doc.source_text,
+                           source_format=doc.source_format)
+        if run_tests:
+            report = run_embedded_tests(lv, self)
+            problems = problems + report.problems()
+        lv.warnings = [p for p in problems if p.severity != "error"]
+        if any(p.severity == "error" for p in problems):
+            return None, problems
+        return lv, problems
+
+    def load_text(self, text: str | bytes, source_format: str | None = None, *, run_tests: bool = True) -> LoadedVersion:
+        """Prepare and add; raises InvalidRuleset with every problem."""
+        try:
+            doc = parse_document(text, source_format)
+        except DocumentError as exc:
+            raise InvalidRuleset("the document cannot be read", exc.problems) from None
+        lv, problems = self.prepare(doc, run_tests=run_tests)
+        if lv is None:
+            raise InvalidRuleset("the ruleset is invalid", problems)
+        self.add(lv)
+        return lv
+
+    def load_directory(self, directory: str | Path, *, run_tests: bool = True) -> dict[str, list[Problem]]:
+        """Load every `<name>/<version>.yaml|json` under a directory, used rulesets first.
+
+        Returns problems per file (empty when all loaded)."""
+        directory = Path(directory)
+        files = sorted(p for p in directory.glob("*/*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+        pending = {}
+        failures: dict[str, list[Problem]] = {}
+        for path in files:
+            rel = str(path.relative_to(directory))
+            try:
+                doc = parse_document(path.read_bytes(), "json" if path.suffix == ".json" else "yaml")
+            except DocumentError as exc:
+                failures[rel] = exc.problems
+                continue
+            data = doc.data if isinstance(doc.data, dict) else {}
+            if data.get("name") != path.parent.name or data.get("version") != path.stem:
+                failures[rel] = [Problem("file_name", "", f"file must be <name>/<version>: found name {data.get('name')!r}, version {data.get('version')!r}")]
+                continue
+            pending[rel] = doc
+        # Used rulesets first: repeat until nothing more loads.
+        while pending:
+            progressed = False
+            for rel, doc in list(pending.items()):
+                uses = doc.data.get("uses") or {}
+                needs = {u.get("ruleset") for u in uses.values() if isinstance(u, dict)} if isinstance(uses, dict) else set()
+                if any(n in {d.data.get("name") for d in pending.values()} and n != doc.data.get("name") for n in needs):
+                    continue
+                lv, problems = self.prepare(doc, run_tests=run_tests)
+                del pending[rel]
+                progressed = True
+                if lv is None:
+                    failures[rel] = problems
+                else:
+                    self.add(lv)
+            if not progressed:
+                for rel, doc in pending.items():
+                    failures[rel] = [Problem("uses_cycle", "uses", "rulesets use each other in a cycle")]
+                break
+        return failures
+
+    # -- choosing and evaluating ------------------------------------------------
+
+    def resolve(self, name: str, version: str | None, as_of: dt.date, *, allow_retired: bool = False) -> LoadedVersion:
+        versions = self._versions.get(name)
+        if not versions:
+            raise UnknownRuleset(f"unknown ruleset {name!r}")
+        if version is not None:
+            if not isinstance(version, str) or not SEMVER_RE.match(version) or version not in versions:
+                raise UnknownRuleset(f"ruleset {name!r} has no version {version!r}")
+            lv = versions[version]
+            if (lv.retired or lv.ruleset.status == "retired") and not allow_retired:
+                raise RulesetUnavailable(f"{name} {version} is retired and cannot be used for new decisions")
+            return lv
+        candidates = [lv for lv in versions.values()
+                      if lv.ruleset.status == "active" and not lv.retired and lv.ruleset.effective_on(as_of)]
+        if not candidates:
+            raise UnknownRuleset(f"ruleset {name!r} has no active version effective on {as_of.isoformat()}")
+        return max(candidates, key=lambda lv: (lv.ruleset.effective_from, version_key(lv.version)))
+
+    def evaluate(self, name: str, raw_input, *, as_of: dt.date, version: str | None = None,
+                 pins: dict[str, str] | None = None, allow_retired: bool = False) -> tuple[LoadedVersion, Evaluation]:
+        lv = self.resolve(name, version, as_of, allow_retired=allow_retired)
+        data = lv.validator.load(raw_input)
+        return lv, self.evaluate_loaded(lv, data, as_of=as_of, pins=pins)
+
+    def evaluate_loaded(self, lv: LoadedVersion, data: dict, *, as_of: dt.date,
+                        pins: dict[str, str] | None = None) -> Evaluation:
+        """Evaluate already-validated input, its `uses` first (each in its own session)."""
+        used: dict[str, Evaluation] = {}
+        for use in lv.ruleset.uses:
+            pinned = (pins or {}).get(use.ruleset)
+            try:
+                ulv = self.resolve(use.ruleset, pinned, as_of, allow_retired=pinned is not None)
+            except (UnknownRuleset, RulesetUnavailable) as exc:
+                raise UnresolvableDependency(f"{lv.ruleset.key} uses {use.ruleset}: {exc.message}") from None
+            sub = {}
+            for target, source in use.input:
+                if source.kind == "field":
+                    value = data
+                    for part in source.name.split("."):
+                        value = None if value is None else value.get(part)
+                    sub[target] = value
+                else:
+                    sub[target] = source.value
+            # Types were proven assignable when the ruleset was parsed; no second validation.
+            used[use.alias] = ulv.evaluator.evaluate(default_sub_input(ulv.ruleset.input, sub), as_of=as_of)
+        return lv.evaluator.evaluate(data, as_of=as_of, uses=used)
