@@ -92,26 +92,32 @@ class SQLiteStore(Store):
         """Run `work` in one transaction on a pooled connection. A database error
         discards the connection (the next call opens a new one) and becomes
         StoreUnavailable; our own exceptions roll back and keep the connection."""
-        try:
-            conn, _ = self._pool.acquire()
-        except PoolClosed as exc:
-            raise StoreUnavailable(str(exc)) from None
-        except _DB_ERRORS as exc:
-            raise _unavailable(exc) from exc
-        try:
-            if check_schema:
-                self._check_schema(conn)
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            result = work(conn)
-            conn.execute("COMMIT")
-        except _DB_ERRORS as exc:
-            self._pool.discard(conn)
-            raise _unavailable(exc) from exc
-        except BaseException:
-            self._rollback_and_release(conn)
-            raise
-        self._pool.release(conn)
-        return result
+        for attempt in (1, 2):
+            try:
+                conn, reused = self._pool.acquire()
+            except PoolClosed as exc:
+                raise StoreUnavailable(str(exc)) from None
+            except _DB_ERRORS as exc:
+                raise _unavailable(exc) from exc
+            try:
+                if check_schema:
+                    self._check_schema(conn)
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                result = work(conn)
+                conn.execute("COMMIT")
+            except _DB_ERRORS as exc:
+                self._pool.discard(conn)
+                # A connection opened while the file was unwritable stays read-only
+                # for good; nothing was written, so retry once on a fresh one.
+                if reused and attempt == 1 and _is_read_only_error(exc):
+                    continue
+                raise _unavailable(exc) from exc
+            except BaseException:
+                self._rollback_and_release(conn)
+                raise
+            self._pool.release(conn)
+            return result
+        raise AssertionError("unreachable")
 
     def _rollback_and_release(self, conn: sqlite3.Connection) -> None:
         try:
@@ -363,6 +369,11 @@ def _now() -> dt.datetime:
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"decision log (SQLite) unavailable: {exc}")
+
+
+def _is_read_only_error(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_READONLY
 
 
 def _insert_conflict(exc: sqlite3.IntegrityError, decision_id: str) -> StoreError:

@@ -71,7 +71,7 @@ def _walk(records, head, anchor, key, expected_head, find_orphan_index_seq, coun
         if chain.record_hash(rec.prev_hash, rec.hashed_fields(), key) != rec.hash:
             raise _Problem(rec.seq, rec.decision_id, "altered",
                            "the stored fields do not match the record's hash")
-        if sorted(rec.indexed_rule_ids or ()) != sorted(set(rec.fired_rules())):
+        if sorted(rec.indexed_rule_ids or ()) != rec.fired_rule_ids():
             raise _Problem(rec.seq, rec.decision_id, "index_mismatch",
                            "the fired-rule index rows do not match the record's fired_rules")
         if rec.seq == pinned_seq and rec.hash != pinned_hash:

@@ -1,40 +1,65 @@
 """Compile a parsed ruleset into durable_rules' JSON ruleset form, once, at load time.
 
-Layout of what the engine sees:
-- Each rule becomes one durable rule named `r<index>`; each gated stage's gate becomes
-  `g<stage index>`. A rule's pattern is `{w: <its wave>} and <its condition>`.
-- Each wave is one fact asserted into the evaluation's session. It carries only the
-  paths that wave's rules read, encoded exactly (see `encode`): numbers as integers
-  scaled by their declared decimal places, ordered enums as ranks, dates as yyyymmdd,
-  plus companion keys `<name>__isnull`, `<name>__empty` and `<name>__prefixes` so that
-  null, empty lists and prefix tests can be matched — and negated — without relying on
-  the engine's handling of missing fields (which is inconsistent: `$nex` misfires).
-- Negation is pushed down to the atoms (durable_rules has no `not` on an expression),
-  with SQL-like null semantics: every comparison on a null value is false, so
-  `not (x < 5)` is `x is null or x >= 5`.
+durable-rules 2.0.28 matches reliably only a narrow shape, so that is all we emit:
+every durable rule is a plain conjunction of simple tests on one flat fact —
+`{"$and": [{"_w": "<fact kind>"}, test, test, ...]}` — with no `$or`, no `$iany`/`$iall`,
+no `$nex`. Measured on this machine (tests/engine/test_durable_hazards.py):
+- `$or` or `$and` inside `$iany`/`$iall` gives wrong answers and, nested deeper,
+  corrupts the heap (glibc aborts with "free(): invalid size");
+- `$nex` fires when the field exists; a `$m` reference to a missing field is true;
+- more than 64 alpha branches pending for one fact fails with error 303, more than 255
+  properties in one fact with error 302.
+
+So:
+- A rule's condition is put in disjunctive normal form over these tests; each term
+  becomes one durable rule `r<rule index>_<term>`, and the rule fired when any term did.
+- Facts are flat. A path `applicant.credit_rating` is the key `applicant__credit_rating`;
+  companions carry what the engine cannot ask directly: `<key>___null` (null or not),
+  `<key>___pN` (the value's first N characters, for `starts_with`), `<key>___empty` and
+  `<key>___hasI` (list emptiness and membership of the enum's I-th value).
+  Numbers are integers scaled by their declared decimal places, ordered enums ranks,
+  dates yyyymmdd: every comparison is exact.
+- `any_item`/`all_items` are matched per item: each list item is asserted as its own
+  fact against the rules of the quantifier's item condition, and the existence of a
+  match is a boolean `___qN` in the main fact.
+- Negation is pushed down to the tests with SQL-like null semantics: every comparison on
+  a null value is false, so `not (x < 5)` is `x is null or x >= 5`.
+- Each wave's rules are split into sub-waves (one fact each) of at most
+  MAX_TERMS_PER_FACT terms and MAX_PROPERTIES_PER_FACT properties.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from service.engine.durable import DurableRuleset
 from service.rulesets.analysis import WavePlan
-from service.rulesets.model import (
-    All, Always, AnyOf, Compare, Not, Quantified, Rule, Ruleset, Stage, condition_reads, root_paths,
-)
+from service.rulesets.model import All, Always, AnyOf, Compare, Not, Quantified, Rule, Ruleset, Stage
 from service.rulesets.types import TypeSpec
 
-NEGATED = {"eq": "$neq", "ne": None, "lt": "$gte", "le": "$gt", "gt": "$lte", "ge": "$lt"}
-POSITIVE = {"eq": None, "ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
+MAX_TERMS_PER_RULE = 256
+MAX_TERMS_PER_FACT = 40
+MAX_PROPERTIES_PER_FACT = 200
+
+_POSITIVE = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
+_NEGATED = {"eq": "$neq", "lt": "$gte", "le": "$gt", "gt": "$lte", "ge": "$lt"}
+
+
+class CompileError(ValueError):
+    """The ruleset cannot be expressed within the engine's limits (a load-time problem)."""
 
 
 class EncodingError(TypeError):
     """A value of the wrong Python type reached the engine (input was not validated)."""
 
 
-# -- values -------------------------------------------------------------------------
+# -- encoding values ------------------------------------------------------------------
+
+
+def key_of(path: str) -> str:
+    return path.replace(".", "__")
 
 
 def encode_scalar(t: TypeSpec, value):
@@ -73,182 +98,288 @@ def encode_scalar(t: TypeSpec, value):
     raise EncodingError(f"cannot encode {kind}")
 
 
-def put(target: dict, key: str, t: TypeSpec, value, prefixes: bool) -> None:
-    """Write one value (and its companion keys) into a fact object."""
+@dataclass
+class Need:
+    """What a fact must carry for one path."""
+
+    path: str
+    type: TypeSpec
+    value: bool = False
+    null: bool = False
+    prefixes: set[int] = field(default_factory=set)
+    has: set[int] = field(default_factory=set)  # enum value indexes (lists)
+    empty: bool = False
+
+    def merge(self, other: "Need") -> None:
+        self.value |= other.value
+        self.null |= other.null
+        self.prefixes |= other.prefixes
+        self.has |= other.has
+        self.empty |= other.empty
+
+    def property_count(self) -> int:
+        return int(self.value) + int(self.null) + len(self.prefixes) + len(self.has) + int(self.empty)
+
+
+def write(fact: dict, need: Need, key: str, value) -> None:
+    """Put one value (and the companions it needs) into a flat fact."""
+    t = need.type
     if t.kind == "list":
-        if value:
-            items = t.items
-            target[key] = [encode_object(items, v) if items.kind == "object" else encode_scalar(items, v) for v in value]
-            target[key + "__empty"] = False
-        else:
-            target[key + "__empty"] = True
+        items = value or []
+        if need.empty:
+            fact[key + "___empty"] = not items
+        if need.has:
+            present = set(items)
+            values = t.items.values
+            for i in need.has:
+                fact[f"{key}___has{i}"] = values[i] in present
         return
+    if need.null:
+        fact[key + "___null"] = value is None
     if value is None:
-        target[key + "__isnull"] = True
         return
-    target[key + "__isnull"] = False
-    if t.kind == "object":
-        return
-    target[key] = encode_scalar(t, value)
-    if prefixes:
-        target[key + "__prefixes"] = [value[:i] for i in range(len(value) + 1)]
+    if need.value and t.kind != "object":
+        fact[key] = encode_scalar(t, value)
+    for n in need.prefixes:
+        if type(value) is not str:
+            raise EncodingError("prefix test on a non-string")
+        fact[f"{key}___p{n}"] = value[:n] if len(value) >= n else value
 
 
-def encode_object(t: TypeSpec, value: dict) -> dict:
-    out: dict = {"__item": True}
-    for f in t.fields:
-        put(out, f.name, f.type, value.get(f.name), prefixes=f.type.kind == "string" and (f.type.max_length or 999) <= 64)
+# -- conditions -> DNF of engine tests ----------------------------------------------------
+# A term is a tuple of tests; a test is a (json-key, test-dict) pair so duplicates and
+# contradictions can be spotted. A condition compiles to a list of terms.
+
+Test = tuple[str, str]  # (canonical json text, used for dedup/ordering)
+
+
+def _test(d: dict) -> tuple[str, dict]:
+    return (json.dumps(d, sort_keys=True, ensure_ascii=False), d)
+
+
+def _product(a: list, b: list) -> list:
+    out = []
+    for x in a:
+        for y in b:
+            merged = dict(x)
+            merged.update(y)
+            out.append(merged)
+            if len(out) > MAX_TERMS_PER_RULE * 4:
+                raise CompileError(f"condition expands to more than {MAX_TERMS_PER_RULE} alternatives; split the rule")
     return out
 
 
-# -- conditions ---------------------------------------------------------------------
-
-_TRUE = object()
-_FALSE = object()
+_TRUE = [{}]  # one empty term
+_FALSE: list = []
 
 
-def _and(parts):
-    parts = [p for p in parts if p is not _TRUE]
-    if any(p is _FALSE for p in parts):
-        return _FALSE
-    if not parts:
-        return _TRUE
-    return parts[0] if len(parts) == 1 else {"$and": parts}
+class _Compiler:
+    """Compiles conditions of one fact kind; records what the fact needs."""
 
+    def __init__(self, quantifiers: "_Quantifiers", item: bool = False):
+        self.needs: dict[str, Need] = {}
+        self.quantifiers = quantifiers
+        self.item = item
 
-def _or(parts):
-    parts = [p for p in parts if p is not _FALSE]
-    if any(p is _TRUE for p in parts):
-        return _TRUE
-    if not parts:
-        return _FALSE
-    return parts[0] if len(parts) == 1 else {"$or": parts}
+    def need(self, path: str, t: TypeSpec, **what) -> str:
+        n = Need(path, t)
+        for k, v in what.items():
+            if isinstance(getattr(n, k), set):
+                getattr(n, k).update(v)
+            else:
+                setattr(n, k, v)
+        if path in self.needs:
+            self.needs[path].merge(n)
+        else:
+            self.needs[path] = n
+        return key_of(path)
 
-
-class _Encoder:
-    """Compiles conditions; `resolve(path)` gives the encoded key for a read path."""
-
-    def __init__(self, item_prefix: str = ""):
-        self.prefix = item_prefix
-
-    def key(self, path: str) -> str:
-        return self.prefix + path
-
-    def cond(self, c, neg: bool):
+    def cond(self, c, neg: bool) -> list[dict]:
+        """DNF: a list of terms, each a dict test-text -> test."""
         if isinstance(c, Always):
             return _FALSE if neg else _TRUE
         if isinstance(c, Not):
             return self.cond(c.child, not neg)
         if isinstance(c, (All, AnyOf)):
             parts = [self.cond(child, neg) for child in c.children]
-            return _and(parts) if isinstance(c, All) != neg else _or(parts)
+            if isinstance(c, All) != neg:
+                terms = _TRUE
+                for part in parts:
+                    terms = _simplify(_product(terms, part))
+                return terms
+            return _simplify([t for part in parts for t in part])
         if isinstance(c, Quantified):
-            return self.quantified(c, neg)
+            if self.item:
+                raise CompileError("quantifiers cannot be nested")
+            qkey = self.quantifiers.add(c)
+            # ___qN is "some item matches the quantifier's item condition" (see _Quantifiers)
+            want = (c.quantifier == "any") != neg
+            return [dict([_test({qkey: want})])]
         return self.compare(c, neg)
 
-    def quantified(self, q: Quantified, neg: bool):
-        key = self.key(q.path)
-        inner = _Encoder("$i.")
-        want_any = (q.quantifier == "any") != neg
-        body = inner.cond(q.cond, neg)
-        if body is _TRUE:
-            body = {"$i.__item": True}  # every encoded item carries __item: true
-        if want_any:
-            # some item satisfies body (under negation: some item violates the condition)
-            return {"$iany": {key: body}} if body is not _FALSE else _FALSE
-        # every item satisfies body; vacuously true on an empty list
-        every = {"$iall": {key: body}} if body is not _FALSE else _FALSE
-        return _or([{key + "__empty": True}, every])
+    def null_term(self, path, t, is_null: bool) -> dict:
+        key = self.need(path, t, null=True)
+        return dict([_test({key + "___null": is_null})])
 
-    def isnull(self, path: str, is_null: bool):
-        return {self.key(path) + "__isnull": is_null}
-
-    def compare(self, c: Compare, neg: bool):
-        op, key, t = c.op, self.key(c.path), c.type
-        operand = c.operand
-        nullable = t.nullable
+    def compare(self, c: Compare, neg: bool) -> list[dict]:
+        op, t, operand = c.op, c.type, c.operand
+        path = c.path
         if op == "is_null":
-            return self.isnull(c.path, operand.value != neg)
+            return [self.null_term(path, t, operand.value != neg)]
         if op == "is_empty":
-            return {key + "__empty": operand.value != neg}
-        if operand.kind == "field":
-            return self.field_compare(c, neg)
+            key = self.need(path, t, empty=True)
+            return [dict([_test({key + "___empty": operand.value != neg})])]
         if op in ("contains", "contains_any"):
             values = operand.value if isinstance(operand.value, list) else [operand.value]
-            enc = [encode_scalar(t.items, v) for v in values]
+            idx = [t.items.values.index(v) for v in values]
+            key = self.need(path, t, has=idx)
             if not neg:
-                return {"$iany": {key: _or([{"$i": v} for v in enc])}}
-            return _or([{key + "__empty": True}, {"$iall": {key: _and([{"$neq": {"$i": v}} for v in enc])}}])
+                return [dict([_test({f"{key}___has{i}": True})]) for i in idx]
+            return [dict(_test({f"{key}___has{i}": False}) for i in idx)]
+        if operand.kind == "field":
+            return self.field_compare(c, neg)
+        guard_null = [self.null_term(path, t, True)] if t.nullable else _FALSE
+        not_null = self.null_term(path, t, False) if t.nullable else {}
         if op == "starts_with":
-            pkey = key + "__prefixes"
+            tests = []
+            for prefix in operand.value:
+                key = self.need(path, t, prefixes={len(prefix)})
+                tests.append((f"{key}___p{len(prefix)}", prefix))
             if not neg:
-                return {"$iany": {pkey: _or([{"$i": p} for p in operand.value])}}
-            body = {"$iall": {pkey: _and([{"$neq": {"$i": p} } for p in operand.value])}}
-            return _or([self.isnull(c.path, True), body]) if nullable else body
-        guard_null = self.isnull(c.path, True) if nullable else _FALSE
-        not_null = self.isnull(c.path, False) if nullable else _TRUE
+                return [dict([*not_null.items(), _test({k: p})]) for k, p in tests]
+            return guard_null + [dict([*not_null.items(), *(_test({"$neq": {k: p}}) for k, p in tests)])]
+        key = self.need(path, t, value=True)
         if op in ("in", "not_in"):
-            enc = [encode_scalar(t, v) for v in operand.value]
-            member = _or([{key: v} for v in enc])
-            outside = _and([{"$neq": {key: v}} for v in enc])
-            positive = op == "in"
-            if positive != neg:  # value is one of them
-                return _and([not_null, member])
-            return _or([guard_null, outside]) if neg else _and([not_null, outside])
+            encoded = [encode_scalar(t, v) for v in operand.value]
+            member = [dict([*not_null.items(), _test({key: v})]) for v in encoded]
+            outside = dict([*not_null.items(), *(_test({"$neq": {key: v}}) for v in encoded)])
+            if (op == "in") != neg:
+                return member
+            return (guard_null + [outside]) if neg else [outside]
         value = encode_scalar(t, operand.value)
         if not neg:
-            test = {key: value} if op == "eq" else {POSITIVE[op]: {key: value}}
-            return _and([not_null, test])
+            test = {key: value} if op == "eq" else {_POSITIVE[op]: {key: value}}
+            return [dict([*not_null.items(), _test(test)])]
         if op == "ne":  # not (x != v)  ==  x is null or x == v
-            return _or([guard_null, {key: value}])
-        return _or([guard_null, {NEGATED[op]: {key: value}}])
+            return guard_null + [dict([*not_null.items(), _test({key: value})])]
+        return guard_null + [dict([*not_null.items(), _test({_NEGATED[op]: {key: value}})])]
 
-    def field_compare(self, c: Compare, neg: bool):
-        op, key, other = c.op, self.key(c.path), c.operand.name
-        okey = self.key(other)
-        nulls = []
-        if c.type.nullable:
-            nulls.append(c.path)
-        if c.operand.type.nullable:
-            nulls.append(other)
-        any_null = _or([self.isnull(p, True) for p in nulls])
-        none_null = _and([self.isnull(p, False) for p in nulls])
-        ref = {"$m": okey}
+    def field_compare(self, c: Compare, neg: bool) -> list[dict]:
+        op, t, other_path, ot = c.op, c.type, c.operand.name, c.operand.type
+        guards_null = []
+        both_present = {}
+        for p, pt in ((c.path, t), (other_path, ot)):
+            if pt.nullable:
+                guards_null.append(self.null_term(p, pt, True))
+                both_present.update(self.null_term(p, pt, False))
         if op in ("in", "not_in"):
-            member = {"$iany": {okey: {"$i": ref_item(key)}}}
-            outside = _or([{okey + "__empty": True}, {"$iall": {okey: {"$neq": {"$i": ref_item(key)}}}}])
-            if (op == "in") != neg:
-                return _and([none_null, member])
-            return _or([any_null, outside]) if neg else _and([none_null, outside])
+            # x in L, x an enum: x has exactly one value v, so test (x == v and v's has-flag).
+            values = ot.items.values
+            key = self.need(c.path, t, value=True)
+            lkey = self.need(other_path, ot, has=range(len(values)))
+            want = (op == "in") != neg
+            terms = [dict([*both_present.items(), _test({key: encode_scalar(t, v)}), _test({f"{lkey}___has{i}": want})])
+                     for i, v in enumerate(values)]
+            return ([self.null_term(c.path, t, True)] if neg and t.nullable else []) + terms
+        key = self.need(c.path, t, value=True)
+        okey = self.need(other_path, ot, value=True)
+        ref = {"$m": okey}
         if not neg:
-            test = {key: ref} if op == "eq" else {POSITIVE[op]: {key: ref}}
-            return _and([none_null, test])
-        if op == "ne":
-            return _or([any_null, {key: ref}])
-        return _or([any_null, {NEGATED[op]: {key: ref}}])
+            test = {key: ref} if op == "eq" else {_POSITIVE[op]: {key: ref}}
+            return [dict([*both_present.items(), _test(test)])]
+        test = {key: ref} if op == "ne" else {_NEGATED[op]: {key: ref}}
+        return guards_null + [dict([*both_present.items(), _test(test)])]
 
 
-def ref_item(key: str) -> dict:
-    return {"$m": key}
+def _simplify(terms: list[dict]) -> list[dict]:
+    """Drop terms that test one key for two different equal values, and duplicate terms."""
+    out, seen = [], set()
+    for term in terms:
+        eq: dict[str, object] = {}
+        ok = True
+        for test in term.values():
+            ((k, v),) = test.items()
+            if not k.startswith("$"):
+                if k in eq and eq[k] != v:
+                    ok = False
+                    break
+                eq[k] = v
+        if ok:
+            for test in term.values():
+                ((k, v),) = test.items()
+                if k == "$neq":
+                    ((nk, nv),) = v.items()
+                    if nk in eq and eq[nk] == nv and not isinstance(nv, dict):
+                        ok = False
+                        break
+        signature = tuple(sorted(term))
+        if ok and signature not in seen:
+            seen.add(signature)
+            out.append(term)
+    if len(out) > MAX_TERMS_PER_RULE:
+        raise CompileError(f"condition expands to {len(out)} alternatives (at most {MAX_TERMS_PER_RULE}); split the rule")
+    return out
 
 
-# -- projection: what each wave's fact carries ------------------------------------------
+# -- quantifiers ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReadPath:
-    path: str  # e.g. applicant.credit_rating, result.segments, uses.size.size_class
-    parts: tuple[str, ...]
-    type: TypeSpec
-    prefixes: bool  # also carry all prefixes (for starts_with)
+@dataclass
+class CompiledQuantifier:
+    index: int
+    key: str  # ___qN in the main fact
+    list_path: str
+    item_type: TypeSpec
+    kind: str  # fact kind of its item facts
+    needs: dict[str, Need]
+    term_names: frozenset[str]
+
+
+class _Quantifiers:
+    def __init__(self, definition: dict):
+        self.definition = definition
+        self.by_text: dict[str, CompiledQuantifier] = {}
+        self.in_wave: list[CompiledQuantifier] = []
+
+    def add(self, q: Quantified) -> str:
+        text = repr((q.path, q.quantifier, q.cond))
+        existing = self.by_text.get(text)
+        if existing is None:
+            index = len(self.by_text)
+            item_compiler = _Compiler(self, item=True)
+            # any_item(c): some item matches c. all_items(c): no item matches not-c.
+            terms = item_compiler.cond(q.cond, neg=(q.quantifier == "all"))
+            kind = f"q{index}"
+            names = []
+            for t, term in enumerate(terms):
+                name = f"q{index}_{t}"
+                self.definition[name] = _pattern(kind, term)
+                names.append(name)
+            existing = CompiledQuantifier(index, f"___q{index}", q.path, q.type.items, kind,
+                                          item_compiler.needs, frozenset(names))
+            self.by_text[text] = existing
+        if existing not in self.in_wave:
+            self.in_wave.append(existing)
+        return existing.key
+
+
+# -- the compiled form -----------------------------------------------------------------------
+
+
+@dataclass
+class SubWave:
+    kind: str  # the fact's `w`
+    needs: tuple[Need, ...]
+    quantifiers: tuple[str, ...]  # ___qN keys this fact carries
 
 
 @dataclass
 class CompiledWave:
     index: int
-    rules: tuple[tuple[str, Rule], ...]  # (durable name, rule) in document order
-    gates: tuple[tuple[str, Stage], ...]  # (durable name, stage) in stage order
-    reads: tuple[ReadPath, ...]
+    subwaves: tuple[SubWave, ...]
+    rules: tuple[tuple[Rule, frozenset[str]], ...]  # rule, its term names; document order
+    gates: tuple[tuple[Stage, frozenset[str]], ...]
+    quantifiers: tuple[CompiledQuantifier, ...]
 
 
 @dataclass
@@ -260,64 +391,121 @@ class CompiledRuleset:
     engine: DurableRuleset
 
 
-def _collect_types(cond, out: dict[str, TypeSpec], prefix_paths: set[str]):
-    if isinstance(cond, Compare):
-        out[cond.path] = cond.type
-        if cond.operand.kind == "field":
-            out[cond.operand.name] = cond.operand.type
-        if cond.op == "starts_with":
-            prefix_paths.add(cond.path)
-    elif isinstance(cond, Quantified):
-        out[cond.path] = cond.type
-    elif isinstance(cond, (All, AnyOf)):
-        for child in cond.children:
-            _collect_types(child, out, prefix_paths)
-    elif isinstance(cond, Not):
-        _collect_types(cond.child, out, prefix_paths)
+def _pattern(kind: str, term: dict) -> dict:
+    tests = [{"_w": kind}] + [term[k] for k in sorted(term, key=_test_order)]
+    return {"all": [{"m": {"$and": tests}}]}
+
+
+def _test_order(text: str):
+    # null guards first (a `$m` reference must never meet a missing field), then the rest.
+    return (0 if "___null" in text else 1, text)
 
 
 def compile_ruleset(ruleset: Ruleset, plan: WavePlan) -> CompiledRuleset:
     definition: dict = {}
+    quantifiers = _Quantifiers(definition)
     waves = []
     for w, rules in enumerate(plan.waves):
-        compiled_rules, types, prefix_paths = [], {}, set()
+        quantifiers.in_wave = []
+        units = []  # (owner, terms, needs) for rules and gates of this wave
         for rule in rules:
-            name = f"r{rule.index}"
-            expression = _Encoder().cond(rule.condition, False)
-            definition[name] = _pattern(w, expression)
-            compiled_rules.append((name, rule))
-            _collect_types(rule.condition, types, prefix_paths)
-        gates = []
+            c = _Compiler(quantifiers)
+            try:
+                terms = c.cond(rule.condition, False)
+            except CompileError as exc:
+                raise CompileError(f"rule {rule.id}: {exc}") from None
+            units.append((rule, terms, c.needs))
         for stage in ruleset.stages:
             if stage.gate is not None and plan.gate_wave.get(stage.id) == w:
-                name = f"g{stage.index}"
-                definition[name] = _pattern(w, _Encoder().cond(stage.gate, False))
-                gates.append((name, stage))
-                _collect_types(stage.gate, types, prefix_paths)
-        reads = tuple(ReadPath(p, tuple(p.split(".")), t, p in prefix_paths) for p, t in types.items())
-        waves.append(CompiledWave(w, tuple(compiled_rules), tuple(gates), reads))
+                c = _Compiler(quantifiers)
+                units.append((stage, c.cond(stage.gate, False), c.needs))
+        subwaves, names = _split(w, units, definition)
+        wave_quantifiers = tuple(quantifiers.in_wave)
+        waves.append(CompiledWave(
+            index=w,
+            subwaves=subwaves,
+            rules=tuple((u[0], names[id(u[0])]) for u in units if isinstance(u[0], Rule)),
+            gates=tuple((u[0], names[id(u[0])]) for u in units if isinstance(u[0], Stage)),
+            quantifiers=wave_quantifiers,
+        ))
     engine = DurableRuleset(ruleset.key, definition)
     return CompiledRuleset(ruleset=ruleset, plan=plan, waves=tuple(waves), definition=definition, engine=engine)
 
 
-def _pattern(wave: int, expression):
-    if expression is _FALSE:
-        # Unreachable rules are refused by the static checks; keep the engine happy anyway.
-        expression = {"w": -1}
-    parts = [{"w": wave}] + ([] if expression is _TRUE else [expression])
-    return {"all": [{"m": {"$and": parts} if len(parts) > 1 else parts[0]}]}
+def _split(w: int, units, definition) -> tuple[tuple[SubWave, ...], dict[int, frozenset[str]]]:
+    """Pack rules into facts of bounded size; register their durable rules."""
+    subwaves, names = [], {}
+    current: list = []
+
+    def flush():
+        if not current:
+            return
+        kind = f"{w}.{len(subwaves)}"
+        needs: dict[str, Need] = {}
+        qs = []
+        for owner, terms, unit_needs in current:
+            prefix = f"r{owner.index}" if isinstance(owner, Rule) else f"g{owner.index}"
+            term_names = []
+            for t, term in enumerate(terms):
+                name = f"{prefix}_{t}"
+                definition[name] = _pattern(kind, term)
+                term_names.append(name)
+                for test in term:
+                    if "___q" in test:
+                        qkey = test.split('"')[1]
+                        qs.append(qkey)
+            names[id(owner)] = frozenset(term_names)
+            for path, need in unit_needs.items():
+                if path in needs:
+                    needs[path].merge(need)
+                else:
+                    needs[path] = Need(need.path, need.type, need.value, need.null, set(need.prefixes), set(need.has), need.empty)
+        subwaves.append(SubWave(kind, tuple(needs.values()), tuple(qs_unique(qs))))
+        current.clear()
+
+    def size(group):
+        terms = sum(len(u[1]) for u in group)
+        props: dict[str, Need] = {}
+        for _, _, unit_needs in group:
+            for path, need in unit_needs.items():
+                props.setdefault(path, Need(path, need.type)).merge(need)
+        return terms, sum(n.property_count() for n in props.values())
+
+    for unit in units:
+        terms, props = size([unit])
+        if terms > MAX_TERMS_PER_FACT or props > MAX_PROPERTIES_PER_FACT:
+            owner = unit[0]
+            what = f"rule {owner.id}" if isinstance(owner, Rule) else f"the gate of stage {owner.id}"
+            raise CompileError(f"{what} is too large for the engine ({terms} alternatives, {props} properties)")
+        t, p = size(current + [unit])
+        if current and (t > MAX_TERMS_PER_FACT or p > MAX_PROPERTIES_PER_FACT):
+            flush()
+        current.append(unit)
+    flush()
+    return tuple(subwaves), names
 
 
-def build_fact(wave: CompiledWave, lookup) -> dict:
-    """The fact for one wave: every path its rules read, from `lookup(path) -> value`."""
-    fact: dict = {"w": wave.index}
-    for read in wave.reads:
-        target = fact
-        for part in read.parts[:-1]:
-            target = target.setdefault(part, {})
-        put(target, read.parts[-1], read.type, lookup(read.path), read.prefixes)
+def qs_unique(keys):
+    seen = []
+    for k in keys:
+        if k not in seen:
+            seen.append(k)
+    return seen
+
+
+def build_fact(kind: str, needs, lookup) -> dict:
+    """A flat fact of one kind: every needed path from `lookup(path) -> value`."""
+    fact: dict = {"_w": kind}
+    for need in needs:
+        write(fact, need, key_of(need.path), lookup(need.path))
     return fact
 
 
-__all__ = ["compile_ruleset", "build_fact", "CompiledRuleset", "CompiledWave", "EncodingError",
-           "condition_reads", "root_paths"]
+def build_item_fact(q: CompiledQuantifier, item: dict) -> dict:
+    fact: dict = {"_w": q.kind}
+    for need in q.needs.values():
+        value = item
+        for part in need.path.split("."):
+            value = None if value is None else value.get(part)
+        write(fact, need, key_of(need.path), value)
+    return fact

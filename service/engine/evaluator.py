@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from service.engine.compiler import CompiledRuleset, build_fact
+from service.engine.compiler import CompiledRuleset, build_fact, build_item_fact
 from service.errors import EvaluationError
 from service.rulesets import expr
 from service.rulesets.model import (
@@ -136,15 +136,28 @@ class Evaluator:
             state.apply_defaults(stage)
         with self.compiled.engine.session() as session:
             for wave in self.compiled.waves:
-                fact = build_fact(wave, state.lookup)
-                names = session.assert_fact(fact) if (wave.rules or wave.gates) else set()
-                for name, stage in wave.gates:
-                    if name in names:
+                matched = {q.key: _any_item_matches(session, q, state.lookup(q.list_path)) for q in wave.quantifiers}
+                names: set[str] = set()
+                for sub in wave.subwaves:
+                    fact = build_fact(sub.kind, sub.needs, state.lookup)
+                    for key in sub.quantifiers:
+                        fact[key] = matched[key]
+                    names |= session.assert_fact(fact)
+                for stage, terms in wave.gates:
+                    if names & terms:
                         state.apply_defaults(stage.id)
-                for name, rule in wave.rules:
-                    if name in names:
+                for rule, terms in wave.rules:
+                    if names & terms:
                         state.fire(rule)
         return state.finish(as_of)
+
+
+def _any_item_matches(session, q, items) -> bool:
+    """Does some item of the list match the quantifier's item condition? (one fact per item)"""
+    for item in items or ():
+        if session.assert_fact(build_item_fact(q, item)) & q.term_names:
+            return True
+    return False
 
 
 class _State:

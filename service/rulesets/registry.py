@@ -21,7 +21,7 @@ from service.errors import (
 )
 from service.rulesets.analysis import static_check
 from service.rulesets.document import DocumentError, SourceDocument, parse_document
-from service.rulesets.model import Ruleset
+from service.rulesets.model import Ruleset, Use
 from service.rulesets.parse import SEMVER_RE, UsedRuleset, parse_ruleset
 from service.schemas.ruleset_input import InputValidator, default_sub_input
 
@@ -203,15 +203,22 @@ class Registry:
                 ulv = self.resolve(use.ruleset, pinned, as_of, allow_retired=pinned is not None)
             except (UnknownRuleset, RulesetUnavailable) as exc:
                 raise UnresolvableDependency(f"{lv.ruleset.key} uses {use.ruleset}: {exc.message}") from None
-            sub = {}
-            for target, source in use.input:
-                if source.kind == "field":
-                    value = data
-                    for part in source.name.split("."):
-                        value = None if value is None else value.get(part)
-                    sub[target] = value
-                else:
-                    sub[target] = source.value
-            # Types were proven assignable when the ruleset was parsed; no second validation.
-            used[use.alias] = ulv.evaluator.evaluate(default_sub_input(ulv.ruleset.input, sub), as_of=as_of)
+            used[use.alias] = ulv.evaluator.evaluate(sub_input(use, data, ulv.ruleset), as_of=as_of)
         return lv.evaluator.evaluate(data, as_of=as_of, uses=used)
+
+
+def sub_input(use: Use, data: dict, used: Ruleset) -> dict:
+    """The input of a used ruleset, built from this one's validated input.
+
+    Types were proven assignable when the ruleset was parsed, so there is no second
+    validation; unmapped optional fields take their defaults."""
+    sub = {}
+    for target, source in use.input:
+        if source.kind == "field":
+            value = data
+            for part in source.name.split("."):
+                value = None if value is None else value.get(part)
+            sub[target] = value
+        else:
+            sub[target] = source.value
+    return default_sub_input(used.input, sub)

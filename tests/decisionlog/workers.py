@@ -1,0 +1,84 @@
+"""Functions run in child processes (multiprocessing, spawn) by the concurrency tests.
+
+Each takes (start, results, ...): it waits for `start` so that all contend at once,
+and reports on the `results` queue."""
+from __future__ import annotations
+
+from typing import Any
+
+from service.decisionlog import VersionConflict, open_store
+
+from .factories import make_decision
+
+
+def append_many(start: Any, results: Any, database_url: str | None, data_dir: str,
+                worker: int, count: int) -> None:
+    store = open_store(database_url, data_dir)
+    try:
+        start.wait(30)
+        for number in range(count):
+            store.append_decision(make_decision(f"w{worker}-{number:04d}"))
+    finally:
+        store.close()
+
+
+def publish_once(start: Any, results: Any, database_url: str | None, data_dir: str,
+                 sha256: str) -> None:
+    store = open_store(database_url, data_dir)
+    try:
+        start.wait(30)
+        try:
+            _, created = store.publish_version("sme-credit-policy", "2.0.0", sha256,
+                                               '{"v":2}', "v: 2", "yaml", "publisher")
+            results.put(("created" if created else "existing", sha256))
+        except VersionConflict:
+            results.put(("conflict", sha256))
+    finally:
+        store.close()
+
+
+def migrate_once(start: Any, results: Any, database_url: str | None, data_dir: str) -> None:
+    store = open_store(database_url, data_dir)
+    try:
+        start.wait(30)
+        results.put(store.migrate())
+    finally:
+        store.close()
+
+
+def sqlite_disk_full_scenario(start: Any, results: Any, data_dir: str) -> None:
+    """Append, hit RLIMIT_FSIZE=0 (every file write fails, even as root), lift it,
+    append again with the same Store object. Reports what happened."""
+    import os
+    import resource
+
+    from service.decisionlog import StoreUnavailable
+
+    store = open_store(None, data_dir)
+    store.migrate()
+    store.append_decision(make_decision("d-1"))
+    probe = os.path.join(data_dir, "probe")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    outcome: dict[str, Any] = {"while_full": {}}
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        try:
+            with open(probe, "wb") as file:
+                file.write(b"x")
+            outcome["blocked"] = False
+        except OSError:
+            outcome["blocked"] = True
+        for name, operation in (("append", lambda: store.append_decision(make_decision("d-2"))),
+                                ("ping", store.ping)):
+            try:
+                operation()
+                outcome["while_full"][name] = "ok"
+            except StoreUnavailable:
+                outcome["while_full"][name] = "StoreUnavailable"
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    logged = store.append_decision(make_decision("d-2"))
+    report = store.verify()
+    outcome["after"] = {"seq": logged.seq, "verify_ok": report.ok, "checked": report.checked}
+    store.close()
+    results.put(outcome)
