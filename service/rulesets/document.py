@@ -46,6 +46,9 @@ class SourceDocument:
     source_text: str
     source_format: str  # "yaml" | "json"
     lines: dict[str, int] = field(default_factory=dict)  # location path -> 1-based line
+    # Unsafe or ambiguous constructs (tags, aliases, duplicate keys) found while reading;
+    # the offending value reads as null so validation can go on and report everything.
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def canonical_json(self) -> str:
@@ -147,9 +150,8 @@ def _parse_yaml(text: str) -> SourceDocument:
         raise DocumentError([Problem("empty_document", "", "the document is empty")])
     walker = _YamlWalker()
     data = walker.walk(node, "", 0)
-    if walker.problems:
-        raise DocumentError(walker.problems)
-    return SourceDocument(data=data, source_text=text, source_format="yaml", lines=walker.lines)
+    return SourceDocument(data=data, source_text=text, source_format="yaml", lines=walker.lines,
+                          problems=walker.problems)
 
 
 class _YamlWalker:

@@ -47,13 +47,17 @@ class UsedRuleset:
         self.versions = versions
 
 
-class _Report:
+class ProblemLocator:
     def __init__(self, doc: SourceDocument | None):
         self.problems: list[Problem] = []
         self.lines = doc.lines if doc else {}
 
     def __call__(self, code: str, path: str, message: str, severity: str = "error") -> None:
         self.problems.append(Problem(code, path, message, line=self._line(path), severity=severity))
+
+    def located(self, problems: list[Problem]) -> list[Problem]:
+        """Give problems found elsewhere (static checks) the source line of their path."""
+        return [p if p.line is not None else replace(p, line=self._line(p.path)) for p in problems]
 
     def _line(self, path: str) -> int | None:
         probe = path
@@ -70,18 +74,21 @@ class _Report:
 
 
 def parse_ruleset(doc: SourceDocument, used: dict[str, UsedRuleset] | None = None) -> tuple[Ruleset | None, list[Problem]]:
-    """Parse and type-check a document. Returns (ruleset or None, problems)."""
-    report = _Report(doc)
+    """Parse and type-check a document. Returns (ruleset, problems).
+
+    With errors among the problems the ruleset is partial (the rules that parsed) and
+    must only be used for further static checks, never loaded."""
+    report = ProblemLocator(doc)
     data = doc.data
     if not isinstance(data, dict):
         report("not_a_mapping", "", "a ruleset document is a mapping with name, version, input, rules, ...")
         return None, report.problems
     ruleset = _Parser(data, report, used or {}).parse(doc)
-    return (None if report.has_errors else ruleset), report.problems
+    return ruleset, report.problems
 
 
 class _Parser:
-    def __init__(self, data: dict, report: _Report, used: dict[str, UsedRuleset]):
+    def __init__(self, data: dict, report: ProblemLocator, used: dict[str, UsedRuleset]):
         self.data = data
         self.report = report
         self.used = used
@@ -144,8 +151,8 @@ class _Parser:
         rules = self.parse_rules(d.get("rules"))
         tests = self.parse_tests(d.get("tests", []))
         self.check_unused(rules)
-        if report.has_errors:
-            return None
+        # Built even when there are errors: the static checks still run on the rules that
+        # parsed, so one submission lists every problem. Callers never load a partial one.
         return Ruleset(
             name=name, version=version, effective_from=effective_from, effective_to=effective_to,
             status=status, owner=owner, description_zh=desc_zh, description_en=desc_en,

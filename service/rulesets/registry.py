@@ -14,15 +14,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.engine.compiler import CompiledRuleset, compile_ruleset
+from service.engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 from service.engine.evaluator import Evaluation, Evaluator
 from service.errors import (
     InvalidRuleset, Problem, RulesetUnavailable, ServiceError, UnknownRuleset,
 )
-from service.rulesets.analysis import static_check
+from service.rulesets.analysis import conflicting_rules, static_check, unreachable_rules
 from service.rulesets.document import DocumentError, SourceDocument, parse_document
 from service.rulesets.model import Ruleset, Use
-from service.rulesets.parse import SEMVER_RE, UsedRuleset, parse_ruleset
+from service.rulesets.parse import SEMVER_RE, ProblemLocator, UsedRuleset, parse_ruleset
 from service.schemas.ruleset_input import InputValidator, default_sub_input
 
 
@@ -97,13 +97,21 @@ class Registry:
         uses = doc.data.get("uses") if isinstance(doc.data, dict) else None
         used_names = [u.get("ruleset") for u in uses.values() if isinstance(u, dict)] if isinstance(uses, dict) else []
         ruleset, problems = parse_ruleset(doc, self.used_map([n for n in used_names if isinstance(n, str)]))
+        problems = doc.problems + problems
         if ruleset is None:
             return None, problems
+        locate = ProblemLocator(doc).located
+        if any(p.severity == "error" for p in problems):
+            # Not loadable, but list what the static checks see in the rules that parsed too.
+            return None, problems + locate(unreachable_rules(ruleset) + conflicting_rules(ruleset))
         plan, static_problems = static_check(ruleset)
-        problems = problems + static_problems
+        problems = problems + locate(static_problems)
         if plan is None or any(p.severity == "error" for p in problems):
             return None, problems
-        compiled = compile_ruleset(ruleset, plan)
+        try:
+            compiled = compile_ruleset(ruleset, plan)
+        except CompileError as exc:
+            return None, problems + [Problem("engine_limit", "rules", str(exc))]
         lv = LoadedVersion(ruleset=ruleset, compiled=compiled, evaluator=Evaluator(compiled),
                            validator=InputValidator(ruleset), source_text=doc.source_text,
                            source_format=doc.source_format)
