@@ -1,0 +1,77 @@
+"""Credit-decision rules service: `create_app` wires the pieces together, nothing more."""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, g, request
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the WSGI app. `config` overrides settings read from the environment
+    (keys of service.config.Settings, plus `clock` for tests)."""
+    from service.api import audit, decisions, ops, rulesets
+    from service.api.errors import register_error_handlers
+    from service.api.http import assign_request_id
+    from service.catalog import Catalog
+    from service.config import Settings
+    from service.decisionlog import SchemaNotMigrated, StoreUnavailable, open_store
+    from service.decisions import Clock, DecisionService
+    from service.metrics import get_metrics
+
+    config = dict(config or {})
+    clock = config.pop("clock", None) or Clock()
+    settings = Settings.from_env().override(config)
+
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False
+
+    store = open_store(settings.database_url, settings.data_dir, hmac_key=settings.hmac_key)
+    _prepare_store(store, settings)
+    catalog = Catalog(store, settings.rulesets_dir, settings.registry_refresh_seconds)
+    try:
+        catalog.start()
+    except (StoreUnavailable, SchemaNotMigrated) as exc:
+        # Start anyway: /readyz says why, and the catalog loads when the store is back.
+        logging.getLogger("service").error("store not available at start: %s", exc)
+    metrics = get_metrics()
+    app.extensions["store"] = store
+    app.extensions["catalog"] = catalog
+    app.extensions["decisions"] = DecisionService(catalog, store, clock, metrics)
+    app.extensions["metrics"] = metrics
+
+    register_error_handlers(app)
+    for blueprint in (decisions.bp, audit.bp, rulesets.bp, ops.bp):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def _start():
+        assign_request_id()
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.request(request.method, endpoint, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()))
+        return response
+
+    return app
+
+
+def _prepare_store(store, settings) -> None:
+    """A brand-new embedded SQLite file is created and migrated; anything else must be
+    migrated explicitly (`python -m service.decisionlog migrate`)."""
+    from service.decisionlog import StoreUnavailable
+
+    if settings.database_url:
+        return
+    import os
+    os.makedirs(settings.data_dir, exist_ok=True)
+    try:
+        if store.is_fresh():
+            store.migrate()
+    except StoreUnavailable as exc:
+        logging.getLogger("service").error("cannot prepare the embedded store: %s", exc)

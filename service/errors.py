@@ -64,3 +64,9 @@ class EvaluationError(ServiceError):
     """A valid input hit a runtime failure in a ruleset (e.g. division by zero in a formula)."""
 
     code = "evaluation_error"
+
+
+class InvalidRequest(ServiceError):
+    """The request envelope (not the ruleset input) is malformed."""
+
+    code = "invalid_request"

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service import canonical
 from service.engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 from service.engine.evaluator import Evaluation, Evaluator
 from service.errors import (
@@ -51,6 +52,11 @@ class LoadedVersion:
     @property
     def name(self) -> str:
         return self.ruleset.name
+
+    @property
+    def ruleset_canonical_json(self) -> str:
+        """The canonical JSON form whose sha256 identifies this version."""
+        return canonical.dumps(self.ruleset.data)
 
     @property
     def version(self) -> str:

@@ -1,0 +1,147 @@
+"""Request plumbing shared by the blueprints: bodies, JSON answers, roles, request ids."""
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from functools import wraps
+
+import simplejson
+from flask import Response, current_app, g, request
+
+from service import canonical
+from service.api.errors import ApiError
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+JSON_TYPES = ("application/json",)
+
+
+def json_response(body, status: int = 200, headers=None) -> Response:
+    response = Response(canonical.dumps(body, sort_keys=False), status=status, mimetype="application/json")
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+def read_body(allowed_types=JSON_TYPES) -> tuple[bytes, str]:
+    """The raw body and its media type; 415 for anything not allowed, 413 when too large."""
+    media_type = (request.mimetype or "").lower()
+    if media_type not in allowed_types:
+        raise ApiError(415, "unsupported-media-type",
+                       f"send the body as {' or '.join(allowed_types)}" + (f", not {media_type}" if media_type else ""))
+    limit = current_app.config["SETTINGS"].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload-too-large", f"request body is larger than {limit} bytes")
+    body = request.get_data(cache=True)
+    if len(body) > limit:
+        raise ApiError(413, "payload-too-large", f"request body is larger than {limit} bytes")
+    return body, media_type
+
+
+def parse_json(body: bytes):
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, exact decimals."""
+    def pairs(items):
+        out = {}
+        for key, value in items:
+            if key in out:
+                raise ApiError(400, "malformed-json", f"duplicate key {key!r} in the JSON body")
+            out[key] = value
+        return out
+
+    def no_constants(name):
+        raise ApiError(400, "malformed-json", f"{name} is not valid JSON")
+
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed-json", "the body is not UTF-8 text") from None
+    try:
+        return simplejson.loads(text, use_decimal=True, object_pairs_hook=pairs, parse_constant=no_constants)
+    except simplejson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed-json", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed-json", "the JSON body is nested too deeply") from None
+
+
+def json_body(*, require_object: bool = True):
+    body, _ = read_body()
+    data = parse_json(body)
+    if require_object and not isinstance(data, dict):
+        raise ApiError(422, "invalid-request", "the body must be a JSON object",
+                       errors=[{"path": "", "message": "must be an object", "code": "invalid_request"}])
+    return data
+
+
+# -- request ids ------------------------------------------------------------------------
+
+
+def assign_request_id() -> None:
+    incoming = request.headers.get("X-Request-Id", "")
+    g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+
+# -- roles ------------------------------------------------------------------------------
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "use Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def _roles_of(token: str, tokens: dict[str, frozenset[str]]) -> frozenset[str] | None:
+    """Constant-time lookup: every configured token is compared, whatever matches."""
+    found = None
+    candidate = token.encode("utf-8")
+    for known, roles in tokens.items():
+        if hmac.compare_digest(candidate, known.encode("utf-8")):
+            found = roles
+    return found
+
+
+def caller_roles() -> frozenset[str]:
+    """Roles of this request's caller. Open mode (RULES_API_TOKENS unset): evaluate and read only."""
+    tokens = current_app.config["SETTINGS"].tokens
+    if tokens is None:
+        return frozenset({"evaluate", "read"})
+    token = _bearer_token()
+    if token is None:
+        raise ApiError(401, "unauthorized", "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    roles = _roles_of(token, tokens)
+    if roles is None:
+        raise ApiError(401, "unauthorized", "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    return roles | {"read"}
+
+
+def require(*needed: str):
+    """Decorator: the caller needs every role in `needed` ("read" = any valid token)."""
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            roles = caller_roles()
+            missing = [r for r in needed if r not in roles]
+            if missing:
+                if current_app.config["SETTINGS"].tokens is None:
+                    raise ApiError(403, "forbidden", f"the {'/'.join(missing)} role is not available: "
+                                   "RULES_API_TOKENS is not set, so only evaluation and reading are open")
+                raise ApiError(403, "forbidden", f"this token lacks the {'/'.join(missing)} role")
+            g.caller_roles = roles
+            return view(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def caller_name() -> str | None:
+    """A non-secret label for who published/retired (never the token itself)."""
+    tokens = current_app.config["SETTINGS"].tokens
+    if tokens is None:
+        return None
+    token = _bearer_token()
+    if token is None:
+        return None
+    import hashlib
+    return "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]

@@ -1,0 +1,165 @@
+"""Ruleset registry endpoints. Reading: any valid token (or open mode). Writing: role `publish`."""
+from __future__ import annotations
+
+import yaml
+from flask import Blueprint, Response, current_app, request
+
+from service import canonical
+from service.api.errors import ApiError, problem_errors
+from service.api.http import caller_name, json_body, json_response, read_body, require
+from service.errors import InvalidRuleset, Problem, UnknownRuleset
+from service.impact import impact as run_impact
+from service.rulesets.diff import diff_rulesets
+from service.rulesets.parse import RULESET_NAME_RE, SEMVER_RE
+from service.rulesets.registry import LoadedVersion
+from service.rulesets.testing import run_tests
+from service.schemas.api import ImpactRequest, load
+
+bp = Blueprint("rulesets", __name__)
+
+DOCUMENT_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json")
+_impact_schema = ImpactRequest()
+
+
+def _catalog():
+    return current_app.extensions["catalog"]
+
+
+def _check_name(name: str) -> None:
+    if not RULESET_NAME_RE.match(name) or len(name) > 64:
+        raise UnknownRuleset(f"unknown ruleset {name!r}")
+
+
+def _check_version(version: str) -> None:
+    if not SEMVER_RE.match(version):
+        raise UnknownRuleset(f"no version {version!r}: versions look like 1.0.0")
+
+
+def version_summary(lv: LoadedVersion) -> dict:
+    rs = lv.ruleset
+    return {
+        "version": rs.version,
+        "status": "retired" if lv.retired else rs.status,
+        "effective_from": rs.effective_from.isoformat(),
+        "effective_to": rs.effective_to.isoformat() if rs.effective_to else None,
+        "sha256": rs.sha256,
+        "owner": rs.owner,
+        "rules": len(rs.rules),
+        "uses": [u.ruleset for u in rs.uses],
+    }
+
+
+@bp.get("/v1/rulesets")
+@require("read")
+def list_rulesets():
+    catalog = _catalog()
+    catalog.sync()
+    out = []
+    for name in catalog.registry.names():
+        versions = catalog.registry.versions(name)
+        latest = versions[-1].ruleset
+        out.append({"name": name, "description": {"zh": latest.description_zh, "en": latest.description_en},
+                    "versions": [version_summary(lv) for lv in versions]})
+    return json_response({"rulesets": out})
+
+
+@bp.get("/v1/rulesets/<name>/versions")
+@require("read")
+def list_versions(name: str):
+    _check_name(name)
+    return json_response({"name": name, "versions": [version_summary(lv) for lv in _catalog().versions(name)]})
+
+
+@bp.get("/v1/rulesets/<name>/versions/<version>")
+@require("read")
+def get_version(name: str, version: str):
+    _check_name(name)
+    _check_version(version)
+    lv = _catalog().get(name, version)
+    wanted = request.accept_mimetypes.best_match(["application/json", "application/yaml", "text/yaml"], default="application/json")
+    if wanted in ("application/yaml", "text/yaml"):
+        text = lv.source_text if lv.source_format == "yaml" else yaml.safe_dump(
+            canonical.loads(lv.ruleset_canonical_json), allow_unicode=True, sort_keys=False)
+        return Response(text, mimetype="application/yaml",
+                        headers={"X-Ruleset-Sha256": lv.ruleset.sha256})
+    return json_response({**version_summary(lv), "name": name,
+                          "document": canonical.loads(lv.ruleset_canonical_json)},
+                         headers={"X-Ruleset-Sha256": lv.ruleset.sha256})
+
+
+def _document_body() -> tuple[bytes, str]:
+    body, media_type = read_body(DOCUMENT_TYPES)
+    return body, "json" if media_type == "application/json" else "yaml"
+
+
+@bp.post("/v1/rulesets/<name>/versions")
+@require("publish")
+def publish(name: str):
+    _check_name(name)
+    body, source_format = _document_body()
+    result = _catalog().publish(name, None, body, source_format, caller_name())
+    lv = result.version
+    report = run_tests(lv, _catalog().registry).as_dict()
+    out = {"name": name, **version_summary(lv), "created": result.created,
+           "warnings": problem_errors(result.warnings), "tests": report}
+    status = 201 if result.created else 200
+    return json_response(out, status, headers={"Location": f"/v1/rulesets/{name}/versions/{lv.version}"})
+
+
+@bp.post("/v1/rulesets/<name>/versions/<version>:retire")
+@require("publish")
+def retire(name: str, version: str):
+    _check_name(name)
+    _check_version(version)
+    row = _catalog().retire(name, version, caller_name())
+    return json_response({"name": name, "version": version, "status": "retired",
+                          "retired_at": row.retired_at.isoformat() if row.retired_at else None})
+
+
+@bp.post("/v1/rulesets:validate")
+@require("publish")
+def validate():
+    body, source_format = _document_body()
+    lv, problems = _catalog().check(body, source_format)
+    if lv is None:
+        raise InvalidRuleset("the ruleset is invalid; nothing was stored", problems)
+    report = run_tests(lv, _catalog().registry).as_dict()
+    return json_response({"valid": True, "name": lv.name, "version": lv.version, "sha256": lv.ruleset.sha256,
+                          "warnings": problem_errors([p for p in problems if p.severity != "error"]),
+                          "tests": report})
+
+
+@bp.get("/v1/rulesets/<name>/diff")
+@require("read")
+def diff(name: str):
+    _check_name(name)
+    missing = [p for p in ("from", "to") if not request.args.get(p)]
+    if missing:
+        raise ApiError(422, "invalid-request", "give both `from` and `to` versions",
+                       errors=[{"path": p, "message": "required query parameter", "code": "invalid_request"} for p in missing])
+    a, b = request.args["from"], request.args["to"]
+    _check_version(a)
+    _check_version(b)
+    catalog = _catalog()
+    return json_response(diff_rulesets(catalog.get(name, a).ruleset, catalog.get(name, b).ruleset))
+
+
+@bp.post("/v1/rulesets/<name>/impact")
+@require("publish")
+def impact(name: str):
+    _check_name(name)
+    body = json_body()
+    req = load(_impact_schema, body)
+    if req["applications"] is None and "audit" not in _roles():
+        raise ApiError(403, "forbidden", "replaying logged decisions for impact needs the audit role too")
+    catalog = _catalog()
+    service = current_app.extensions["decisions"]
+    return json_response(run_impact(catalog, catalog.store, name, req, service.clock.business_date()))
+
+
+def _roles():
+    from flask import g
+    return getattr(g, "caller_roles", frozenset())
+
+
+__all__ = ["bp", "Problem"]

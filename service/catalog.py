@@ -1,0 +1,184 @@
+"""The published ruleset versions of this deployment: the store is the truth, the registry the cache.
+
+On start, every shipped document under RULESETS_DIR is published into the store (it is
+a no-op when already there with the same content; a shipped file whose content differs
+from what was published under its version stops the start — published versions are
+immutable). Then every version in the store is loaded. Publishing goes through the same
+path; other instances notice through the store's registry generation, checked at most
+every `refresh_seconds` and whenever a request names something not loaded yet.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.decisionlog import RulesetVersionRow, Store, VersionConflict
+from service.errors import InvalidRuleset, Problem, UnknownRuleset
+from service.rulesets.document import DocumentError, parse_document
+from service.rulesets.registry import LoadedVersion, Registry, version_key
+
+log = logging.getLogger("service.catalog")
+
+
+@dataclass
+class PublishResult:
+    version: LoadedVersion
+    created: bool
+    warnings: list[Problem]
+
+
+class Catalog:
+    def __init__(self, store: Store, shipped_dir: str | Path | None, refresh_seconds: float = 1.0):
+        self.store = store
+        self.shipped_dir = Path(shipped_dir) if shipped_dir else None
+        self.refresh_seconds = refresh_seconds
+        self.registry = Registry()
+        self._generation: int | None = None
+        self._checked_at = 0.0
+        self._lock = threading.RLock()
+        self.load_errors: dict[str, list[Problem]] = {}
+
+    # -- start and refresh ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Publish shipped rulesets into the store, then load everything it holds."""
+        if self.shipped_dir is not None and self.shipped_dir.is_dir():
+            staging = Registry()
+            failures = staging.load_directory(self.shipped_dir)
+            if failures:
+                raise InvalidRuleset(f"shipped rulesets in {self.shipped_dir} do not load: {sorted(failures)}",
+                                     [p for problems in failures.values() for p in problems])
+            for lv in staging.all():
+                row = self.store.get_version(lv.name, lv.version)
+                if row is not None and row.sha256 != lv.ruleset.sha256:
+                    raise VersionConflict(f"shipped {lv.name} {lv.version} differs from the published version "
+                                          f"(sha256 {row.sha256[:12]}); publish a new version instead of editing a released file")
+                if row is None:
+                    self.store.publish_version(lv.name, lv.version, lv.ruleset.sha256, lv.ruleset_canonical_json,
+                                               lv.source_text, lv.source_format, "shipped")
+        self.sync(force=True)
+
+    def sync(self, *, force: bool = False) -> None:
+        """Load versions published (or retired) since the last look."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.refresh_seconds:
+            return
+        with self._lock:
+            generation = self.store.registry_generation()
+            self._checked_at = time.monotonic()
+            if generation == self._generation and not force:
+                return
+            rows = self.store.list_versions()
+            self._load_rows(rows)
+            self._generation = generation
+
+    def refresh_for_miss(self) -> None:
+        """Someone asked for a ruleset or version we do not have: look now."""
+        self.sync(force=True)
+
+    def _load_rows(self, rows: list[RulesetVersionRow]) -> None:
+        pending = [r for r in rows if self.registry.get(r.name, r.version) is None]
+        for row in rows:
+            if row.retired_at is not None:
+                self.registry.mark_retired(row.name, row.version)
+        # Used rulesets must be loaded before their users: retry until nothing changes.
+        while pending:
+            progressed = False
+            for row in list(pending):
+                try:
+                    doc = parse_document(row.source_text, row.source_format)
+                except DocumentError as exc:
+                    self.load_errors[f"{row.name}@{row.version}"] = exc.problems
+                    pending.remove(row)
+                    continue
+                lv, problems = self.registry.prepare(doc, run_tests=False)
+                if lv is None:
+                    if any(p.code == "unknown_ruleset" for p in problems) and len(pending) > 1:
+                        continue  # its used ruleset may load later in this pass
+                    self.load_errors[f"{row.name}@{row.version}"] = problems
+                    log.error("stored ruleset %s %s does not load: %s", row.name, row.version,
+                              "; ".join(p.message for p in problems if p.severity == "error"))
+                    pending.remove(row)
+                    continue
+                lv.retired = row.retired_at is not None
+                self.registry.add(lv)
+                pending.remove(row)
+                progressed = True
+            if not progressed:
+                break
+
+    # -- publishing -------------------------------------------------------------------
+
+    def check(self, text: bytes | str, source_format: str | None) -> tuple[LoadedVersion | None, list[Problem]]:
+        """Every check publishing does (structure, types, static checks, embedded tests); nothing stored."""
+        self.sync()
+        try:
+            doc = parse_document(text, source_format)
+        except DocumentError as exc:
+            return None, exc.problems
+        return self.registry.prepare(doc)
+
+    def publish(self, name: str, version: str, text: bytes | str, source_format: str, published_by: str | None) -> PublishResult:
+        self.sync(force=True)
+        try:
+            doc = parse_document(text, source_format)
+        except DocumentError as exc:
+            raise InvalidRuleset("the document cannot be read", exc.problems) from None
+        data = doc.data if isinstance(doc.data, dict) else {}
+        mismatch = []
+        if data.get("name") != name:
+            mismatch.append(Problem("name_mismatch", "name", f"the document's name {data.get('name')!r} is not {name!r} from the URL"))
+        if data.get("version") is not None and not isinstance(data.get("version"), str):
+            mismatch.append(Problem("bad_version", "version", "`version` must be a quoted string like '1.0.0'"))
+        if mismatch:
+            raise InvalidRuleset("the document does not match the URL", mismatch)
+        existing = self.store.get_version(name, str(data.get("version")))
+        if existing is not None:
+            if existing.sha256 == doc.sha256:
+                lv = self.registry.get(name, existing.version)
+                if lv is not None:
+                    return PublishResult(lv, created=False, warnings=[])
+            else:
+                raise VersionConflict(f"{name} {existing.version} is already published with different content "
+                                      f"(sha256 {existing.sha256[:12]}…); published versions are immutable — publish a new version")
+        lv, problems = self.registry.prepare(doc)
+        if lv is None:
+            raise InvalidRuleset(f"{name} {data.get('version')} was not published", problems)
+        if lv.ruleset.status == "retired":
+            raise InvalidRuleset("a new version cannot be published as retired",
+                                 [Problem("bad_status", "status", "publish as draft or active")])
+        _, created = self.store.publish_version(name, lv.version, lv.ruleset.sha256, lv.ruleset_canonical_json,
+                                                doc.source_text, doc.source_format, published_by)
+        self.registry.add(lv)
+        return PublishResult(lv, created=created, warnings=lv.warnings)
+
+    def retire(self, name: str, version: str, retired_by: str | None) -> RulesetVersionRow:
+        self.sync(force=True)
+        if self.registry.get(name, version) is None:
+            raise UnknownRuleset(f"ruleset {name!r} has no version {version!r}")
+        row = self.store.retire_version(name, version, retired_by)
+        self.registry.mark_retired(name, version)
+        return row
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, name: str, version: str) -> LoadedVersion:
+        lv = self.registry.get(name, version)
+        if lv is None:
+            self.refresh_for_miss()
+            lv = self.registry.get(name, version)
+        if lv is None:
+            raise UnknownRuleset(f"ruleset {name!r} has no version {version!r}")
+        return lv
+
+    def versions(self, name: str) -> list[LoadedVersion]:
+        versions = self.registry.versions(name)
+        if not versions:
+            self.refresh_for_miss()
+            versions = self.registry.versions(name)
+        if not versions:
+            raise UnknownRuleset(f"unknown ruleset {name!r}")
+        return sorted(versions, key=lambda lv: version_key(lv.version))

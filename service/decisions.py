@@ -1,0 +1,182 @@
+"""Making, logging and replaying decisions — the one place a decision is written to the log.
+
+`decide` evaluates a validated request and appends the decision (request, response, full
+trace, ruleset name/version/sha256, the used rulesets' versions) to the hash-chained log
+before returning it; if the log cannot be written the caller gets StoreUnavailable
+(503) and no decision. `replay` re-evaluates a logged request with the logged versions
+and `as_of` and reports any difference.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+import zoneinfo
+from dataclasses import dataclass
+
+from uuid6 import uuid7
+
+from service import canonical
+from service.catalog import Catalog
+from service.decisionlog import LoggedDecision, NewDecision, NotFound, Store
+from service.engine.evaluator import Evaluation, ruleset_ref, select_trace
+from service.errors import RulesetUnavailable, UnknownRuleset
+from service.rulesets.registry import LoadedVersion
+
+VOLATILE = ("decision_id", "evaluated_at", "duration_ms")
+
+
+@dataclass
+class Clock:
+    """Time, passed in (tests freeze it). The business date is taken in the bank's zone."""
+
+    zone: zoneinfo.ZoneInfo = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    def business_date(self) -> dt.date:
+        return self.now().astimezone(self.zone).date()
+
+
+def decision_response(*, decision_id: str, application_id: str, lv: LoadedVersion, evaluation: Evaluation,
+                      trace_level: str, evaluated_at: dt.datetime, duration_ms: float) -> dict:
+    summary = evaluation.summary(trace_level)
+    response = {
+        "decision_id": decision_id,
+        "application_id": application_id,
+        "ruleset": ruleset_ref(lv.ruleset),
+        "as_of": evaluation.as_of.isoformat(),
+        "outcome": summary["outcome"],
+        "reasons": summary["reasons"],
+        "results": summary["results"],
+        "trace": summary["trace"],
+    }
+    if "uses" in summary:
+        response["uses"] = summary["uses"]
+    response["evaluated_at"] = evaluated_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    response["duration_ms"] = round(duration_ms, 3)
+    return response
+
+
+def full_trace(evaluation: Evaluation) -> dict:
+    """What the log keeps: the full trace of the ruleset and of each used ruleset."""
+    out = {"rules": select_trace(evaluation.trace, "full")}
+    if evaluation.uses:
+        out["uses"] = {alias: select_trace(u.trace, "full") for alias, u in evaluation.uses.items()}
+    return out
+
+
+class DecisionService:
+    def __init__(self, catalog: Catalog, store: Store, clock: Clock | None = None, metrics=None):
+        self.catalog = catalog
+        self.store = store
+        self.clock = clock or Clock()
+        self.metrics = metrics
+
+    def _resolve(self, name: str, version: str | None, as_of: dt.date) -> LoadedVersion:
+        registry = self.catalog.registry
+        try:
+            return registry.resolve(name, version, as_of)
+        except UnknownRuleset:
+            self.catalog.refresh_for_miss()
+            return registry.resolve(name, version, as_of)
+
+    def decide(self, request: dict, raw_request: dict) -> dict:
+        """`request` is the validated envelope; `raw_request` the body as received (logged)."""
+        self.catalog.sync()
+        started = time.perf_counter()
+        as_of = request["as_of"] or self.clock.business_date()
+        lv = self._resolve(request["ruleset"], request["version"], as_of)
+        data = lv.validator.load(request["input"])
+        evaluation = self.catalog.registry.evaluate_loaded(lv, data, as_of=as_of)
+        duration_ms = (time.perf_counter() - started) * 1000
+        evaluated_at = self.clock.now()
+        response = decision_response(
+            decision_id=str(uuid7()), application_id=request["application_id"], lv=lv, evaluation=evaluation,
+            trace_level=request["trace"], evaluated_at=evaluated_at, duration_ms=duration_ms)
+        self.store.append_decision(NewDecision(
+            decision_id=response["decision_id"],
+            application_id=request["application_id"],
+            ruleset_name=lv.name,
+            ruleset_version=lv.version,
+            ruleset_sha256=lv.ruleset.sha256,
+            outcome=evaluation.outcome,
+            as_of=as_of.isoformat(),
+            evaluated_at=evaluated_at,
+            fired_rules=list(evaluation.fired),
+            request=raw_request,
+            response=response,
+            trace=full_trace(evaluation),
+        ))
+        if self.metrics is not None:
+            self.metrics.decision(lv.name, lv.version, evaluation.outcome, duration_ms / 1000)
+        return response
+
+    # -- audit ------------------------------------------------------------------------
+
+    def logged(self, decision_id: str) -> LoggedDecision:
+        record = self.store.get_decision(decision_id)
+        if record is None:
+            raise NotFound(f"no decision {decision_id!r} in the log")
+        return record
+
+    def replay(self, decision_id: str) -> dict:
+        record = self.logged(decision_id)
+        request, original = record.request, record.response
+        pins = {u["ruleset"]["name"]: u["ruleset"]["version"] for u in original.get("uses", {}).values()}
+        try:
+            lv = self.catalog.get(record.ruleset_name, record.ruleset_version)
+        except UnknownRuleset:
+            raise RulesetUnavailable(f"{record.ruleset_name} {record.ruleset_version} is not loaded; cannot replay") from None
+        as_of = dt.date.fromisoformat(record.as_of)
+        data = lv.validator.load(request["input"])
+        evaluation = self.catalog.registry.evaluate_loaded(lv, data, as_of=as_of, pins=pins)
+        replayed = decision_response(
+            decision_id=record.decision_id, application_id=original["application_id"], lv=lv, evaluation=evaluation,
+            trace_level=request.get("trace", "fired"), evaluated_at=self.clock.now(), duration_ms=0.0)
+        differences = []
+        if lv.ruleset.sha256 != record.ruleset_sha256:
+            differences.append({"path": "/ruleset/sha256", "logged": record.ruleset_sha256, "replayed": lv.ruleset.sha256})
+        # Compare as the log stores things: canonical JSON read back (exact decimals, ISO dates).
+        replayed = canonical.loads(canonical.dumps(replayed))
+        differences += diff_values({k: v for k, v in original.items() if k not in VOLATILE},
+                                   {k: v for k, v in replayed.items() if k not in VOLATILE}, "")
+        differences += diff_values(record.trace, canonical.loads(canonical.dumps(full_trace(evaluation))), "/full_trace")
+        return {
+            "decision_id": record.decision_id,
+            "identical": not differences,
+            "differences": differences,
+            "ruleset": ruleset_ref(lv.ruleset),
+            "as_of": record.as_of,
+            "pinned_uses": pins,
+            "logged": {k: original[k] for k in ("outcome", "reasons", "results")},
+            "replayed": {k: replayed[k] for k in ("outcome", "reasons", "results")},
+        }
+
+
+def diff_values(old, new, path: str) -> list[dict]:
+    """Every place two JSON-like values differ, as JSON pointers (lists compared by position)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in list(old) + [k for k in new if k not in old]:
+            sub = f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            if key not in new:
+                out.append({"path": sub, "logged": old[key], "replayed": None, "change": "removed"})
+            elif key not in old:
+                out.append({"path": sub, "logged": None, "replayed": new[key], "change": "added"})
+            else:
+                out += diff_values(old[key], new[key], sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = []
+        for i in range(max(len(old), len(new))):
+            if i >= len(old):
+                out.append({"path": f"{path}/{i}", "logged": None, "replayed": new[i], "change": "added"})
+            elif i >= len(new):
+                out.append({"path": f"{path}/{i}", "logged": old[i], "replayed": None, "change": "removed"})
+            else:
+                out += diff_values(old[i], new[i], f"{path}/{i}")
+        return out
+    if old != new or type(old) is not type(new):
+        return [{"path": path or "/", "logged": old, "replayed": new, "change": "changed"}]
+    return []

@@ -1,0 +1,71 @@
+"""Envelopes of API requests (marshmallow, unknown=RAISE). The ruleset-specific `input`
+is validated separately, by the schema built from the ruleset's declared input."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from service.errors import InvalidRequest, Problem
+from service.rulesets.parse import RULESET_NAME_RE, SEMVER_RE
+from service.schemas.ruleset_input import StrictDate, _flatten
+
+TRACE_LEVELS = ("full", "fired", "none")
+
+
+class StrictString(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not str:
+            raise ValidationError("must be a string")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class JsonObject(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError("must be a JSON object")
+        return value
+
+
+class EvaluateRequest(Schema):
+    class Meta:
+        unknown = RAISE
+
+    ruleset = StrictString(required=True, validate=validate.Regexp(RULESET_NAME_RE, error="not a ruleset name"))
+    version = StrictString(load_default=None, allow_none=True,
+                           validate=validate.Regexp(SEMVER_RE, error="must be a version like 1.0.0"))
+    as_of = StrictDate(load_default=None, allow_none=True)
+    application_id = StrictString(required=True, validate=[
+        validate.Length(min=1, max=100),
+        validate.Regexp(r"^[\x21-\x7e]+$", error="printable ASCII without spaces")])
+    input = JsonObject(required=True)
+    trace = StrictString(load_default="fired", validate=validate.OneOf(TRACE_LEVELS))
+
+
+class BatchRequest(Schema):
+    class Meta:
+        unknown = RAISE
+
+    items = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=1000))
+
+
+class ImpactRequest(Schema):
+    class Meta:
+        unknown = RAISE
+
+    from_version = StrictString(required=True, data_key="from", validate=validate.Regexp(SEMVER_RE))
+    to_version = StrictString(required=True, data_key="to", validate=validate.Regexp(SEMVER_RE))
+    as_of = StrictDate(load_default=None, allow_none=True)
+    applications = fields.List(JsonObject(), load_default=None, validate=validate.Length(min=1, max=10000))
+    logged_from = fields.AwareDateTime(load_default=None, data_key="logged_from")
+    logged_to = fields.AwareDateTime(load_default=None, data_key="logged_to")
+    limit = fields.Integer(load_default=1000, strict=True, validate=validate.Range(min=1, max=10000))
+
+
+def load(schema: Schema, data, prefix: str = "") -> dict:
+    """Validated data, or InvalidRequest listing every problem with its path."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        problems: list[Problem] = []
+        _flatten(exc.messages, prefix, problems)
+        raise InvalidRequest("the request is invalid",
+                             [Problem("invalid_request", p.path, p.message) for p in problems]) from None

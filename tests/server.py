@@ -1,0 +1,88 @@
+"""Start a real gunicorn server for end-to-end tests, on a free loopback port."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENS = "core-7f3a9c:evaluate,prod-91c2aa:publish+evaluate,audit-55d0bb:audit,ops-all-4e1f:evaluate+publish+audit"
+EVALUATE, PUBLISH, AUDIT, ALL = "core-7f3a9c", "prod-91c2aa", "audit-55d0bb", "ops-all-4e1f"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GunicornServer:
+    """`with GunicornServer(env) as server: requests.get(server.url + "/healthz")`"""
+
+    def __init__(self, env: dict | None = None, workers: int = 2, data_dir: str | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="credit-rules-data-")
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "DATA_DIR": self.data_dir,
+            "WEB_CONCURRENCY": str(workers),
+            "REGISTRY_REFRESH_SECONDS": "0",
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="credit-rules-metrics-"),
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        self.env = {k: v for k, v in self.env.items() if v is not None}
+        self.process: subprocess.Popen | None = None
+        self.log_path = Path(self.data_dir) / "gunicorn.log"
+
+    def start(self, timeout: float = 60) -> "GunicornServer":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "service.wsgi:app"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def __enter__(self) -> "GunicornServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
