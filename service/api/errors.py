@@ -12,7 +12,7 @@ from flask import Flask, Response, g
 from werkzeug.exceptions import HTTPException
 
 from service import canonical
-from service.decisionlog import NotFound, StoreUnavailable, VersionConflict
+from service.decisionlog import DuplicateDecision, NotFound, StoreUnavailable, VersionConflict
 from service.errors import (
     EvaluationError, InvalidInput, InvalidRequest, InvalidRuleset, RulesetUnavailable, ServiceError, UnknownRuleset,
 )
@@ -96,6 +96,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(VersionConflict)
     def _conflict(exc: VersionConflict):
         return problem(409, "version-conflict", str(exc))
+
+    @app.errorhandler(DuplicateDecision)
+    def _duplicate(exc: DuplicateDecision):
+        return problem(409, "duplicate-decision", "a decision with this id is already logged; retry")
 
     @app.errorhandler(NotFound)
     def _not_found(exc: NotFound):

@@ -31,6 +31,7 @@ _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 __all__ = [
     "open_store",
+    "SQLITE_FILENAME",
     "Store",
     "StoreError",
     "StoreUnavailable",

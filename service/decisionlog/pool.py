@@ -18,7 +18,8 @@ class PoolClosed(Exception):
 
 
 class ConnectionPool(Generic[C]):
-    def __init__(self, connect: Callable[[], C], close: Callable[[C], None], max_idle: int = 4) -> None:
+    def __init__(self, connect: Callable[[], C], close: Callable[[C], None],
+                 max_idle: int = 8) -> None:
         self._connect = connect
         self._close = close
         self._max_idle = max_idle

@@ -22,6 +22,7 @@ SUMMARY_COLUMNS = (
 )
 PAYLOAD_COLUMNS = ("request", "response", "trace", "prev_hash", "hash")
 DECISION_COLUMNS = SUMMARY_COLUMNS + PAYLOAD_COLUMNS
+_EVALUATED_AT = SUMMARY_COLUMNS.index("evaluated_at")
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class StoredDecision:
         """From a row in SUMMARY_COLUMNS or DECISION_COLUMNS order; evaluated_at may be
         a datetime (PostgreSQL) or the stored text (SQLite)."""
         values = list(row)
-        if isinstance(values[8], dt.datetime):
-            values[8] = chain.timestamp_text(values[8])
+        if isinstance(values[_EVALUATED_AT], dt.datetime):
+            values[_EVALUATED_AT] = chain.timestamp_text(values[_EVALUATED_AT])
         indexed = tuple(indexed_rule_ids) if indexed_rule_ids is not None else None
         return cls(*values, indexed_rule_ids=indexed)
 

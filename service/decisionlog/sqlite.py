@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import time
 from typing import Any, Callable, TypeVar
 
 from . import migrations
@@ -80,12 +81,27 @@ class SQLiteStore(Store):
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
                                isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error:
             conn.close()
             raise
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # WAL mode is stored in the file, so this is a no-op except on a brand-new
+        # database. That switch needs an exclusive lock, and SQLite answers "database
+        # is locked" at once, without waiting, when another process is opening the
+        # same new file: retry for up to the busy timeout.
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy_error(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool,
              check_schema: bool = True) -> T:
@@ -369,6 +385,11 @@ def _now() -> dt.datetime:
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"decision log (SQLite) unavailable: {exc}")
+
+
+def _is_busy_error(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _is_read_only_error(exc: BaseException) -> bool:

@@ -145,6 +145,13 @@ class DecisionFilter:
     time_to: dt.datetime | None = None
 
 
+def _filter(**criteria: Any) -> DecisionFilter:
+    for name in ("time_from", "time_to"):
+        if criteria[name] is not None and not isinstance(criteria[name], dt.datetime):
+            raise ValueError(f"{name} must be a datetime")
+    return DecisionFilter(**criteria)
+
+
 def encode_cursor(after_seq: int) -> str:
     """Opaque page cursor: the last seq of the previous page."""
     text = json.dumps({"after": after_seq}, separators=(",", ":"))
@@ -268,10 +275,8 @@ class Store(abc.ABC):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
         after_seq = decode_cursor(cursor) if cursor is not None else 0
-        filters = DecisionFilter(
-            application_id=application_id, ruleset=ruleset, version=version, outcome=outcome,
-            rule_id=rule_id, time_from=time_from, time_to=time_to,
-        )
+        filters = _filter(application_id=application_id, ruleset=ruleset, version=version,
+                          outcome=outcome, rule_id=rule_id, time_from=time_from, time_to=time_to)
         # one extra row tells whether there is a next page
         rows = self._select_decisions(filters, after_seq=after_seq, upto_seq=None,
                                       limit=limit + 1, with_payloads=False)
@@ -292,10 +297,8 @@ class Store(abc.ABC):
     ) -> Iterator[LoggedDecision]:
         """Full records in seq order, fetched in batches (bounded memory). Records
         appended after the iteration started are not included."""
-        filters = DecisionFilter(
-            application_id=application_id, ruleset=ruleset, version=version, outcome=outcome,
-            rule_id=rule_id, time_from=time_from, time_to=time_to,
-        )
+        filters = _filter(application_id=application_id, ruleset=ruleset, version=version,
+                          outcome=outcome, rule_id=rule_id, time_from=time_from, time_to=time_to)
         upto_seq = self._head_seq()
         after_seq = 0
         while True:

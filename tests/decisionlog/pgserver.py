@@ -88,7 +88,8 @@ class PgServer:
         if self.running:
             return
         if self.bindir is None:
-            raise RuntimeError("PostgreSQL binaries not found (set PG_BINDIR or install postgresql)")
+            raise RuntimeError("PostgreSQL binaries not found "
+                               "(set PG_BINDIR or install postgresql)")
         if self.base_dir is None:
             self._initdb()
         # A port picked as free may be taken before the server binds it: retry.

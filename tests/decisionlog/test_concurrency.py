@@ -1,8 +1,14 @@
 """Many writers, one chain: appends from several processes must form one gapless line."""
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import time
+
 from .conftest import run_processes
-from .workers import append_many
+from .factories import make_decision
+from .workers import append_many, append_until_killed
 
 PROCESSES, APPENDS_EACH = 4, 250
 
@@ -27,3 +33,32 @@ def test_four_processes_append_into_one_gapless_chain(target):
     assert report.ok, report.first_problem
     assert report.checked == total
     assert report.head == {"seq": total, "hash": records[-1].hash}
+
+
+def test_sigkill_mid_append_loses_no_answered_decision(target, tmp_path):
+    """A worker killed at an arbitrary point: every decision it answered is logged,
+    the chain is intact, and the next append continues it."""
+    store = target.open()
+    answered_path = tmp_path / "answered.txt"
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    worker = context.Process(target=append_until_killed,
+                             args=(start, None, target.database_url, target.data_dir,
+                                   str(answered_path)))
+    worker.start()
+    start.set()
+    deadline = time.monotonic() + 30
+    while store.search_decisions(limit=50)[1] is None:  # until 50+ appends are in
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.02)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(10)
+
+    answered = answered_path.read_text().split()
+    logged = [record.decision_id for record in store.iter_decisions()]
+    assert set(answered) <= set(logged)
+    assert len(logged) - len(answered) <= 1  # at most the one in flight when killed
+    report = store.verify()
+    assert report.ok, report.first_problem
+    following = store.append_decision(make_decision("after-kill"))
+    assert following.seq == len(logged) + 1 and store.verify().ok

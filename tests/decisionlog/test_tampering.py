@@ -29,7 +29,8 @@ def stored(target, seq):
 
 
 def set_response_field(target, seq):
-    response = canonical.loads(target.sql("SELECT response FROM decisions WHERE seq = ?", (seq,))[0][0])
+    (text,), = target.sql("SELECT response FROM decisions WHERE seq = ?", (seq,))
+    response = canonical.loads(text)
     response["outcome"] = "DECLINE"
     target.sql("UPDATE decisions SET response = ? WHERE seq = ?", (canonical.dumps(response), seq))
 
@@ -60,7 +61,8 @@ TAMPERINGS = {
     "last record deleted": (lambda t: delete_record(t, RECORDS), RECORDS, "head_mismatch"),
     "payloads of two records swapped": (lambda t: swap_payloads(t, 2, 5), 2, "altered"),
     "fired-rule index row altered": (
-        lambda t: t.sql("UPDATE decision_rules SET rule_id = 'R-X' WHERE seq = 4 AND rule_id = 'R-4'"),
+        lambda t: t.sql("UPDATE decision_rules SET rule_id = 'R-X' "
+                        "WHERE seq = 4 AND rule_id = 'R-4'"),
         4, "index_mismatch"),
     "fired-rule index row deleted": (
         lambda t: t.sql("DELETE FROM decision_rules WHERE seq = 5 AND rule_id = 'COMMON'"),

@@ -82,3 +82,20 @@ def sqlite_disk_full_scenario(start: Any, results: Any, data_dir: str) -> None:
     outcome["after"] = {"seq": logged.seq, "verify_ok": report.ok, "checked": report.checked}
     store.close()
     results.put(outcome)
+
+
+def append_until_killed(start: Any, results: Any, database_url: str | None, data_dir: str,
+                        answered_path: str) -> None:
+    """Append forever; after each append returns, note the decision id in
+    `answered_path` (the equivalent of sending the HTTP answer)."""
+    import os
+
+    store = open_store(database_url, data_dir)
+    start.wait(30)
+    answered = os.open(answered_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    number = 0
+    while True:
+        decision_id = f"k-{number:06d}"
+        store.append_decision(make_decision(decision_id))
+        os.write(answered, f"{decision_id}\n".encode())
+        number += 1
