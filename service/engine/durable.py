@@ -63,11 +63,13 @@ class DurableRuleset:
                 raise EngineFailure("a durable_rules session is already live in this process")
             sid = str(next(_SESSION_IDS))
             _live_sessions += 1
+            session = _Session(self._handle, sid)
             try:
-                yield _Session(self._handle, sid)
+                yield session
             finally:
                 try:
-                    _engine.delete_state(self._handle, sid)
+                    if session.asserted:  # the engine creates the state with the first fact
+                        _engine.delete_state(self._handle, sid)
                 finally:
                     _live_sessions -= 1
 
@@ -83,6 +85,10 @@ class _Session:
         self._handle = handle
         self._sid = sid
         self._facts = 0
+
+    @property
+    def asserted(self) -> bool:
+        return self._facts > 0
 
     def assert_fact(self, fact: dict) -> set[str]:
         """Assert one fact; return the names of the rules it activated (each once).

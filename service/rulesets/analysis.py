@@ -140,7 +140,18 @@ def dnf(cond, negate=False) -> list[tuple[Lit, ...]]:
         if len(out) > MAX_TERMS:
             raise Inconclusive()
         return out
+    if isinstance(cond, Compare) and cond.op in ("is_empty", "contains", "contains_any") and cond.operand.kind == "literal":
+        return _list_dnf(cond, negate)
     return [(Lit(cond, not negate),)]
+
+
+def _list_dnf(cond: Compare, negate: bool) -> list[tuple[Lit, ...]]:
+    """List tests as booleans per list: `empty`, and `has <value>` for each value tested."""
+    if cond.op == "is_empty":
+        return [(Lit(("empty", cond.path), cond.operand.value != negate),)]
+    values = cond.operand.value if isinstance(cond.operand.value, list) else [cond.operand.value]
+    lits = [Lit(("has", cond.path, v), not negate) for v in values]
+    return [tuple(lits)] if negate else [(lit,) for lit in lits]
 
 
 def satisfiable(conj: tuple[Lit, ...]) -> bool:
@@ -154,6 +165,11 @@ def satisfiable(conj: tuple[Lit, ...]) -> bool:
             by_path.setdefault(atom.path, []).append(lit)
         else:
             if opaque.setdefault(lit.key, lit.positive) != lit.positive:
+                return False
+    # a list that has a value is not empty
+    for lit in conj:
+        if isinstance(lit.atom, tuple) and lit.atom[0] == "has" and lit.positive:
+            if opaque.get(repr(("empty", lit.atom[1]))) is True:
                 return False
     return all(_path_satisfiable(lits) for lits in by_path.values())
 

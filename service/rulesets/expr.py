@@ -235,7 +235,7 @@ class _Parser:
 
 @dataclass(frozen=True)
 class ExprType:
-    kind: str  # number | string | boolean | date | null
+    kind: str  # number | string | boolean | date | null | object (only compared with null)
     nullable: bool = False
 
 
@@ -269,8 +269,9 @@ def check(node: Node, resolve) -> ExprType:
             _want(rt, "boolean", node.op)
             return ExprType("boolean")
         if node.op in ("==", "!="):
-            if "null" not in (lt.kind, rt.kind) and lt.kind != rt.kind:
-                raise ExprError(f"cannot compare {lt.kind} with {rt.kind}")
+            if "null" not in (lt.kind, rt.kind) and (lt.kind != rt.kind or lt.kind == "object"):
+                raise ExprError(f"cannot compare {lt.kind} with {rt.kind}" +
+                                (" (an object can only be compared with null)" if "object" in (lt.kind, rt.kind) else ""))
             return ExprType("boolean")
         if node.op in ("<", "<=", ">", ">="):
             if lt.kind != rt.kind or lt.kind not in ("number", "date"):

@@ -914,8 +914,10 @@ class _Scope:
                 return None
             return _to_expr_type(param.type)
         t = self.resolve(path)
-        if t is None or t.kind in ("list", "object"):
+        if t is None or t.kind == "list":
             return None
+        if t.kind == "object":  # only comparable with null
+            return expr.ExprType("object", t.nullable)
         return _to_expr_type(t)
 
     def why_unknown(self, path) -> str:

@@ -168,6 +168,7 @@ class InputValidator:
         self.ruleset = ruleset
         self.schema = object_schema(ruleset.input)(unknown=RAISE)
         self.constraints = ruleset.constraints
+        self.params = {name: p.value for name, p in ruleset.parameters.items()}
 
     def load(self, raw, *, prefix: str = "input") -> dict:
         """Validated, typed input with defaults filled; raises InvalidInput listing every problem."""
@@ -180,8 +181,11 @@ class InputValidator:
             _flatten(exc.messages, prefix, problems)
             raise InvalidInput(f"input does not match {self.ruleset.key}'s declared schema", problems) from None
         problems = []
+        params = self.params
         for constraint in self.constraints:
             def lookup(path):
+                if path.startswith("params."):
+                    return params[path[7:]]
                 value = data
                 for part in path.split("."):
                     if value is None:
