@@ -131,3 +131,37 @@ def input_strategy(ruleset: Ruleset):
 
 
 __all__ = ["input_strategy", "interesting_values", "MISSING"]
+
+
+def _mix(draw, base, generated):
+    """Mostly the base (a real test case), with some parts swapped for generated values."""
+    if isinstance(base, dict) and isinstance(generated, dict):
+        out = {}
+        for key in list(base) + [k for k in generated if k not in base]:
+            if key in base and key in generated:
+                out[key] = _mix(draw, base[key], generated[key])
+            elif key in base:
+                if draw(st.integers(0, 9)) > 0:
+                    out[key] = base[key]
+            elif draw(st.integers(0, 4)) == 0:
+                out[key] = generated[key]
+        return out
+    return generated if draw(st.integers(0, 5)) == 0 else base
+
+
+def realistic_input_strategy(ruleset: Ruleset):
+    """Generated inputs, and the ruleset's own test inputs with random parts replaced.
+
+    Pure generation rarely lines up the dozen conditions an APPROVE needs in a policy
+    like sme-credit-policy; mutating real cases explores around every path the tests
+    already take, and across their thresholds."""
+    generated = input_strategy(ruleset)
+    bases = [case.input for case in ruleset.tests if case.invalid is None and isinstance(case.input, dict)]
+    if not bases:
+        return generated
+
+    @st.composite
+    def mutated(draw):
+        return _mix(draw, draw(st.sampled_from(bases)), draw(generated))
+
+    return st.one_of(generated, mutated(), mutated())

@@ -18,7 +18,7 @@ from service.engine.reference import ReferenceInterpreter
 from service.errors import InvalidInput
 from service.rulesets.registry import sub_input
 from tests.conftest import RULESETS_DIR
-from tests.strategies import input_strategy
+from tests.strategies import realistic_input_strategy
 
 SHIPPED = sorted(p.name for p in RULESETS_DIR.iterdir() if p.is_dir())
 EXAMPLES = 300
@@ -53,7 +53,7 @@ def _dates(lv):
 def _check_version(registry, lv, examples):
     @settings(max_examples=examples, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
-    @given(raw=input_strategy(lv.ruleset), as_of=_dates(lv))
+    @given(raw=realistic_input_strategy(lv.ruleset), as_of=_dates(lv))
     def check(raw, as_of):
         try:
             data = lv.validator.load(raw)
@@ -85,7 +85,7 @@ def test_generated_inputs_reach_every_outcome(shipped):
 
     @settings(max_examples=400, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
-    @given(raw=input_strategy(lv.ruleset))
+    @given(raw=realistic_input_strategy(lv.ruleset))
     def collect(raw):
         try:
             data = lv.validator.load(raw)
