@@ -18,7 +18,7 @@ from uuid6 import uuid7
 from service import canonical
 from service.catalog import Catalog
 from service.decisionlog import LoggedDecision, NewDecision, NotFound, Store
-from service.engine.evaluator import Evaluation, ruleset_ref, select_trace
+from service.engine.evaluator import Evaluation, ruleset_ref
 from service.errors import RulesetUnavailable, UnknownRuleset
 from service.rulesets.registry import LoadedVersion
 
@@ -60,9 +60,9 @@ def decision_response(*, decision_id: str, application_id: str, lv: LoadedVersio
 
 def full_trace(evaluation: Evaluation) -> dict:
     """What the log keeps: the full trace of the ruleset and of each used ruleset."""
-    out = {"rules": select_trace(evaluation.trace, "full")}
+    out = {"rules": evaluation.trace("full")}
     if evaluation.uses:
-        out["uses"] = {alias: select_trace(u.trace, "full") for alias, u in evaluation.uses.items()}
+        out["uses"] = {alias: u.trace("full") for alias, u in evaluation.uses.items()}
     return out
 
 

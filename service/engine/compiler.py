@@ -40,7 +40,7 @@ from service.rulesets.model import All, Always, AnyOf, Compare, Not, Quantified,
 from service.rulesets.types import TypeSpec
 
 MAX_TERMS_PER_RULE = 256
-MAX_TERMS_PER_FACT = 40
+MAX_TERMS_PER_FACT = 60  # < 64 pending alpha branches (error 303): one per term at most
 MAX_PROPERTIES_PER_FACT = 200
 
 _POSITIVE = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
@@ -121,29 +121,64 @@ class Need:
         return int(self.value) + int(self.null) + len(self.prefixes) + len(self.has) + int(self.empty)
 
 
-def write(fact: dict, need: Need, key: str, value) -> None:
-    """Put one value (and the companions it needs) into a flat fact."""
-    t = need.type
+def _encoder(t: TypeSpec):
+    """A function encoding one validated value of `t` (see encode_scalar), specialised once."""
+    kind = t.kind
+    if kind == "enum" and t.ordered:
+        ranks = {v: t.rank(v) for v in t.values}
+
+        def ordered_enum(value):
+            try:
+                return ranks[value]
+            except (KeyError, TypeError):
+                raise EncodingError(f"{value!r} is not one of {t.values}") from None
+        return ordered_enum
+    if kind == "decimal":
+        return lambda value: encode_scalar(t, value)
+    if kind in ("boolean", "integer", "string"):
+        expected = {"boolean": bool, "integer": int, "string": str}[kind]
+
+        def exact(value):
+            if type(value) is not expected:
+                raise EncodingError(f"expected {kind}, got {type(value).__name__}")
+            return value
+        return exact
+    return lambda value: encode_scalar(t, value)
+
+
+def make_writer(need: Need):
+    """A function putting one value (and the companions it needs) into a flat fact."""
+    key, t = key_of(need.path), need.type
     if t.kind == "list":
-        items = value or []
-        if need.empty:
-            fact[key + "___empty"] = not items
-        if need.has:
-            present = set(items)
-            values = t.items.values
-            for i in need.has:
-                fact[f"{key}___has{i}"] = values[i] in present
-        return
-    if need.null:
-        fact[key + "___null"] = value is None
-    if value is None:
-        return
-    if need.value and t.kind != "object":
-        fact[key] = encode_scalar(t, value)
-    for n in need.prefixes:
-        if type(value) is not str:
-            raise EncodingError("prefix test on a non-string")
-        fact[f"{key}___p{n}"] = value[:n] if len(value) >= n else value
+        empty_key = key + "___empty" if need.empty else None
+        has = tuple((f"{key}___has{i}", t.items.values[i]) for i in sorted(need.has))
+
+        def write_list(fact, value):
+            items = value or ()
+            if empty_key:
+                fact[empty_key] = not items
+            if has:
+                present = set(items)
+                for has_key, v in has:
+                    fact[has_key] = v in present
+        return write_list
+    null_key = key + "___null" if need.null else None
+    encode = _encoder(t) if need.value and t.kind != "object" else None
+    prefixes = tuple((f"{key}___p{n}", n) for n in sorted(need.prefixes))
+
+    def write_value(fact, value):
+        if null_key:
+            fact[null_key] = value is None
+        if value is None:
+            return
+        if encode:
+            fact[key] = encode(value)
+        if prefixes:
+            if type(value) is not str:
+                raise EncodingError("prefix test on a non-string")
+            for prefix_key, n in prefixes:
+                fact[prefix_key] = value[:n]  # a shorter value is itself: never equal to an n-long prefix
+    return write_value
 
 
 # -- conditions -> DNF of engine tests ----------------------------------------------------
@@ -333,6 +368,10 @@ class CompiledQuantifier:
     kind: str  # fact kind of its item facts
     needs: dict[str, Need]
     term_names: frozenset[str]
+    writers: tuple = ()
+
+    def __post_init__(self):
+        self.writers = tuple((tuple(n.path.split(".")), make_writer(n)) for n in self.needs.values())
 
 
 class _Quantifiers:
@@ -368,9 +407,13 @@ class _Quantifiers:
 
 @dataclass
 class SubWave:
-    kind: str  # the fact's `w`
+    kind: str  # the fact's `_w`
     needs: tuple[Need, ...]
     quantifiers: tuple[str, ...]  # ___qN keys this fact carries
+    writers: tuple = ()  # (path parts, writer) per need, built once
+
+    def __post_init__(self):
+        self.writers = tuple((tuple(n.path.split(".")), make_writer(n)) for n in self.needs)
 
 
 @dataclass
@@ -493,19 +536,19 @@ def qs_unique(keys):
     return seen
 
 
-def build_fact(kind: str, needs, lookup) -> dict:
-    """A flat fact of one kind: every needed path from `lookup(path) -> value`."""
-    fact: dict = {"_w": kind}
-    for need in needs:
-        write(fact, need, key_of(need.path), lookup(need.path))
+def build_fact(sub: SubWave, value_of) -> dict:
+    """The flat fact of a sub-wave: every path it needs, from `value_of(parts) -> value`."""
+    fact: dict = {"_w": sub.kind}
+    for parts, write in sub.writers:
+        write(fact, value_of(parts))
     return fact
 
 
 def build_item_fact(q: CompiledQuantifier, item: dict) -> dict:
     fact: dict = {"_w": q.kind}
-    for need in q.needs.values():
+    for parts, write in q.writers:
         value = item
-        for part in need.path.split("."):
+        for part in parts:
             value = None if value is None else value.get(part)
-        write(fact, need, key_of(need.path), value)
+        write(fact, value)
     return fact

@@ -34,8 +34,21 @@ class Evaluation:
     reasons: list[dict]
     results: dict
     fired: list[str]  # rule ids, stage then document order
-    trace: list[dict]
     uses: dict[str, "Evaluation"] = field(default_factory=dict)
+    _state: "_State | None" = field(default=None, repr=False, compare=False)
+    _full_trace: list | None = field(default=None, repr=False, compare=False)
+
+    def trace(self, level: str = "full") -> list[dict]:
+        """The trace at a level, built on demand (the full one once, then kept)."""
+        if level == "none":
+            return []
+        if level == "fired":
+            if self._full_trace is not None:
+                return [t for t in self._full_trace if t["fired"]]
+            return self._state.trace_entries(fired_only=True)
+        if self._full_trace is None:
+            self._full_trace = self._state.trace_entries(fired_only=False)
+        return self._full_trace
 
     def summary(self, trace_level: str = "fired") -> dict:
         """The ruleset-specific part of a decision response."""
@@ -43,7 +56,7 @@ class Evaluation:
             "outcome": self.outcome,
             "reasons": self.reasons,
             "results": self.results,
-            "trace": select_trace(self.trace, trace_level),
+            "trace": self.trace(trace_level),
         }
         if self.uses:
             out["uses"] = {
@@ -53,7 +66,7 @@ class Evaluation:
                     "outcome": u.outcome,
                     "reasons": u.reasons,
                     "results": u.results,
-                    "trace": select_trace(u.trace, trace_level),
+                    "trace": u.trace(trace_level),
                 }
                 for alias, u in self.uses.items()
             }
@@ -62,14 +75,6 @@ class Evaluation:
 
 def ruleset_ref(ruleset: Ruleset) -> dict:
     return {"name": ruleset.name, "version": ruleset.version, "sha256": ruleset.sha256}
-
-
-def select_trace(full_trace: list[dict], level: str) -> list[dict]:
-    if level == "full":
-        return full_trace
-    if level == "fired":
-        return [t for t in full_trace if t["fired"]]
-    return []
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,11 @@ class Evaluator:
         self.rules_in_order = sorted(rs.rules, key=lambda r: (stage_order[r.stage], r.index))
         self.trace_reads = {r.id: _trace_reads(r) for r in rs.rules}
         self.declared = {r.id: declared_effect(r) for r in rs.rules}
+        self.reason_entry = {
+            r.id: {"code": r.effect.reason, "rule_id": r.id, "stage": r.stage,
+                   "message_zh": rs.reasons[r.effect.reason].zh, "message_en": rs.reasons[r.effect.reason].en}
+            for r in rs.rules if r.effect.outcome
+        }
         self.sort_key = {r.id: (stage_order[r.stage], r.index) for r in rs.rules}
         self.params = {name: p.value for name, p in rs.parameters.items()}
         # Results that start with a default when their stage applies.
@@ -139,7 +149,7 @@ class Evaluator:
                 matched = {q.key: _any_item_matches(session, q, state.lookup(q.list_path)) for q in wave.quantifiers}
                 names: set[str] = set()
                 for sub in wave.subwaves:
-                    fact = build_fact(sub.kind, sub.needs, state.lookup)
+                    fact = build_fact(sub, state.value)
                     for key in sub.quantifiers:
                         fact[key] = matched[key]
                     names |= session.assert_fact(fact)
@@ -253,26 +263,31 @@ class _State:
     def finish(self, as_of: dt.date) -> Evaluation:
         ev = self.ev
         rs = ev.ruleset
-        reasons, trace, fired_ids = [], [], []
-        stage_of = {r.id: r.stage for r in rs.rules}
+        reasons, fired_ids = [], []
         for rule in ev.rules_in_order:
-            fired = rule.id in self.fired
-            if fired:
+            if rule.id in self.fired:
                 fired_ids.append(rule.id)
                 if rule.effect.outcome:
-                    reason = rs.reasons[rule.effect.reason]
-                    reasons.append({"code": reason.code, "rule_id": rule.id, "stage": stage_of[rule.id],
-                                    "message_zh": reason.zh, "message_en": reason.en})
-            trace.append({
+                    reasons.append(ev.reason_entry[rule.id])
+        results = {name: self.results[name] for name in rs.results if name in self.results}
+        return Evaluation(ruleset=rs, as_of=as_of, outcome=_OUTCOME_BY_SEVERITY[self.severity], reasons=reasons,
+                          results=results, fired=fired_ids, uses=self.uses, _state=self)
+
+    def trace_entries(self, *, fired_only: bool) -> list[dict]:
+        ev = self.ev
+        out = []
+        for rule in ev.rules_in_order:
+            fired = rule.id in self.fired
+            if fired_only and not fired:
+                continue
+            out.append({
                 "rule_id": rule.id,
                 "stage": rule.stage,
                 "fired": fired,
                 "inputs": self.trace_inputs(rule),
                 "effect": self.fired[rule.id] if fired else ev.declared[rule.id],
             })
-        results = {name: self.results[name] for name in rs.results if name in self.results}
-        return Evaluation(ruleset=rs, as_of=as_of, outcome=_OUTCOME_BY_SEVERITY[self.severity], reasons=reasons,
-                          results=results, fired=fired_ids, trace=trace, uses=self.uses)
+        return out
 
     def trace_inputs(self, rule: Rule) -> dict:
         out = {}

@@ -240,7 +240,7 @@ def test_raw_engine_fails_with_more_than_64_pending_branches():
         except Exception as exc:
             print(json.dumps(str(exc)))
     """)
-    assert "303" in got  # ERR_MAX_STACK_SIZE: the compiler keeps each fact to 40 alternatives
+    assert "303" in got  # ERR_MAX_STACK_SIZE: the compiler keeps each fact to 60 alternatives
 
 
 def test_compiled_patterns_use_only_the_safe_shape(shipped):
