@@ -23,7 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     clock = config.pop("clock", None) or Clock()
     settings = Settings.from_env().override(config)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: every route is an API route
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.decisionlog import RulesetVersionRow, Store, VersionConflict
+from service.decisionlog import RulesetVersionRow, Store, StoreUnavailable, VersionConflict
 from service.errors import InvalidRuleset, Problem, UnknownRuleset
 from service.rulesets.document import DocumentError, parse_document
 from service.rulesets.registry import LoadedVersion, Registry, version_key
@@ -165,7 +165,17 @@ class Catalog:
 
     # -- reading ----------------------------------------------------------------------
 
+    # Reads first catch up with what other instances published or retired (at most every
+    # `refresh_seconds`): a version added to a ruleset this process already knows is no miss.
+
+    def _catch_up(self) -> None:
+        try:
+            self.sync()
+        except StoreUnavailable:
+            pass  # published versions are immutable: serve what is loaded (a miss still asks the store)
+
     def get(self, name: str, version: str) -> LoadedVersion:
+        self._catch_up()
         lv = self.registry.get(name, version)
         if lv is None:
             self.refresh_for_miss()
@@ -175,6 +185,7 @@ class Catalog:
         return lv
 
     def versions(self, name: str) -> list[LoadedVersion]:
+        self._catch_up()
         versions = self.registry.versions(name)
         if not versions:
             self.refresh_for_miss()

@@ -59,10 +59,16 @@ def decision_response(*, decision_id: str, application_id: str, lv: LoadedVersio
 
 
 def full_trace(evaluation: Evaluation) -> dict:
-    """What the log keeps: the full trace of the ruleset and of each used ruleset."""
-    out = {"rules": evaluation.trace("full")}
-    if evaluation.uses:
-        out["uses"] = {alias: u.trace("full") for alias, u in evaluation.uses.items()}
+    """What the log keeps of the trace: the normalised record (see Evaluation.record)."""
+    return evaluation.record()
+
+
+def expand_trace(catalog: Catalog, name: str, version: str, record: dict) -> dict:
+    """The logged trace record, expanded to full trace entries for the ruleset and each used one."""
+    out = {"rules": catalog.get(name, version).evaluator.expand(record)}
+    for alias, used in record.get("uses", {}).items():
+        ref = used["ruleset"]
+        out.setdefault("uses", {})[alias] = catalog.get(ref["name"], ref["version"]).evaluator.expand(used)
     return out
 
 
@@ -81,8 +87,10 @@ class DecisionService:
             self.catalog.refresh_for_miss()
             return registry.resolve(name, version, as_of)
 
-    def decide(self, request: dict, raw_request: dict) -> dict:
-        """`request` is the validated envelope; `raw_request` the body as received (logged)."""
+    def decide(self, request: dict, raw_request: dict) -> str:
+        """`request` is the validated envelope; `raw_request` the body as received (logged).
+
+        Returns the response body: the exact JSON text that was logged."""
         self.catalog.sync()
         started = time.perf_counter()
         as_of = request["as_of"] or self.clock.business_date()
@@ -94,6 +102,7 @@ class DecisionService:
         response = decision_response(
             decision_id=str(uuid7()), application_id=request["application_id"], lv=lv, evaluation=evaluation,
             trace_level=request["trace"], evaluated_at=evaluated_at, duration_ms=duration_ms)
+        body = canonical.dumps(response, sort_keys=False)
         self.store.append_decision(NewDecision(
             decision_id=response["decision_id"],
             application_id=request["application_id"],
@@ -106,11 +115,12 @@ class DecisionService:
             fired_rules=list(evaluation.fired),
             request=raw_request,
             response=response,
+            response_json=body,
             trace=full_trace(evaluation),
         ))
         if self.metrics is not None:
             self.metrics.decision(lv.name, lv.version, evaluation.outcome, duration_ms / 1000)
-        return response
+        return body
 
     # -- audit ------------------------------------------------------------------------
 
@@ -141,7 +151,7 @@ class DecisionService:
         replayed = canonical.loads(canonical.dumps(replayed))
         differences += diff_values({k: v for k, v in original.items() if k not in VOLATILE},
                                    {k: v for k, v in replayed.items() if k not in VOLATILE}, "")
-        differences += diff_values(record.trace, canonical.loads(canonical.dumps(full_trace(evaluation))), "/full_trace")
+        differences += diff_values(record.trace, canonical.loads(canonical.dumps(full_trace(evaluation))), "/trace_record")
         return {
             "decision_id": record.decision_id,
             "identical": not differences,

@@ -30,6 +30,7 @@ class GunicornServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="credit-rules-data-")
+        os.makedirs(self.data_dir, exist_ok=True)
         self.env = {
             **os.environ,
             "PORT": str(self.port),

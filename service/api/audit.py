@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from service.api.errors import ApiError
 from service.api.http import json_response, require
 from service.decisionlog import LoggedDecision, NotFound
+from service.errors import ServiceError
 from service.rulesets.model import OUTCOMES
 from service.rulesets.parse import RULE_ID_RE, RULESET_NAME_RE, SEMVER_RE
 
@@ -35,6 +36,11 @@ def _check_id(decision_id: str) -> None:
 
 
 def logged_view(record: LoggedDecision) -> dict:
+    from service.decisions import expand_trace
+    try:
+        full = expand_trace(current_app.extensions["catalog"], record.ruleset_name, record.ruleset_version, record.trace)
+    except ServiceError:
+        full = None  # the version is not loaded here: the record is still shown as stored
     return {
         "decision_id": record.decision_id,
         "seq": record.seq,
@@ -46,7 +52,9 @@ def logged_view(record: LoggedDecision) -> dict:
         "fired_rules": record.fired_rules,
         "request": record.request,
         "response": record.response,
-        "trace": record.trace,
+        "trace": full["rules"] if full else None,
+        "uses_trace": full.get("uses") if full else None,
+        "trace_record": record.trace,
         "chain": {"prev_hash": record.prev_hash, "hash": record.hash},
     }
 
@@ -68,9 +76,11 @@ def _parse_time(name: str):
         return None
     try:
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC now: an offset that pushes the instant outside years 1..9999 is refused here.
+        value = value.astimezone(dt.timezone.utc) if value.tzinfo is not None else None
+    except (ValueError, OverflowError):
         value = None
-    if value is None or value.tzinfo is None:
+    if value is None:
         raise ApiError(422, "invalid-request", f"`{name}` must be an ISO 8601 date-time with a time zone",
                        errors=[{"path": name, "message": "e.g. 2026-11-24T00:00:00Z", "code": "invalid_request"}])
     return value
@@ -93,6 +103,8 @@ def _filters() -> dict:
     for key in args:
         if key not in known:
             problems.append({"path": key, "message": "unknown query parameter", "code": "invalid_request"})
+    if args.get("format", "json") not in ("json", "csv"):
+        problems.append({"path": "format", "message": "json or csv", "code": "invalid_request"})
     if problems:
         raise ApiError(422, "invalid-request", "invalid search parameters", errors=problems)
     filters = {k: args[k] for k in checks if k in args}

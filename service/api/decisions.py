@@ -1,7 +1,8 @@
 """POST /v1/decisions and /v1/decisions:batch (role `evaluate`)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response, current_app
+from simplejson import RawJSON
 
 from service.api.errors import problem_errors, status_for
 from service.api.http import json_body, json_response, require
@@ -23,7 +24,7 @@ def _service():
 def evaluate():
     body = json_body()
     request = load(_evaluate_schema, body)
-    return json_response(_service().decide(request, body))
+    return Response(_service().decide(request, body), mimetype="application/json")
 
 
 @bp.post("/v1/decisions:batch")
@@ -42,7 +43,7 @@ def evaluate_batch():
                 raise InvalidRequest("an item must be a JSON object",
                                      [Problem("invalid_request", f"items.{index}", "must be an object")])
             request = load(_evaluate_schema, item, prefix=f"items.{index}")
-            decision = _service().decide(request, item)
+            decision = RawJSON(_service().decide(request, item))
         except ServiceError as exc:
             # One bad item does not fail the others; the log only holds real decisions.
             results.append({"index": index, "status": status_for(exc),

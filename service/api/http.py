@@ -4,6 +4,7 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
+from decimal import Decimal
 from functools import wraps
 
 import simplejson
@@ -56,11 +57,72 @@ def parse_json(body: bytes):
     except UnicodeDecodeError:
         raise ApiError(400, "malformed-json", "the body is not UTF-8 text") from None
     try:
-        return simplejson.loads(text, use_decimal=True, object_pairs_hook=pairs, parse_constant=no_constants)
+        data = simplejson.loads(text, parse_float=_decimal, parse_int=_integer, object_pairs_hook=pairs,
+                                parse_constant=no_constants)
     except simplejson.JSONDecodeError as exc:
         raise ApiError(400, "malformed-json", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ApiError(400, "malformed-json", "the JSON body is nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(data)
+    return data
+
+
+# Numbers beyond these are never meaningful here, and would overflow decimal arithmetic
+# (1e999999) or Python's int parsing (more than 4300 digits) further down: refuse them up front.
+MAX_NUMBER_EXPONENT = 1000
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _number_out_of_range(literal: str) -> ApiError:
+    shown = literal if len(literal) <= 40 else literal[:20] + "…" + literal[-10:]
+    return ApiError(422, "invalid-request", f"the number {shown} is out of the range this service accepts",
+                    errors=[{"path": "", "message": f"numbers must lie within ±1e{MAX_NUMBER_EXPONENT}",
+                             "code": "number_out_of_range"}])
+
+
+def _decimal(literal: str) -> Decimal:
+    value = Decimal(literal)
+    if not value.is_zero() and not -MAX_NUMBER_EXPONENT <= value.adjusted() <= MAX_NUMBER_EXPONENT:
+        raise _number_out_of_range(literal)
+    return value
+
+
+def _integer(literal: str) -> int:
+    if len(literal.lstrip("-")) > MAX_NUMBER_EXPONENT:
+        raise _number_out_of_range(literal)
+    return int(literal)
+
+
+def screen_json_document(body: bytes) -> None:
+    """Ruleset documents sent as JSON are parsed by service.rulesets, which reports malformed
+    JSON itself (with line numbers); refuse here, like any JSON body, the numbers out of range
+    and the lone surrogates that would otherwise overflow or fail deep inside it."""
+    try:
+        text = body.decode("utf-8")
+        data = simplejson.loads(text, parse_float=_decimal, parse_int=_integer)
+    except (ValueError, RecursionError):
+        return
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(data)
+
+
+def _refuse_lone_surrogates(data) -> None:
+    """JSON escapes can spell a lone UTF-16 surrogate (\\ud800), which no UTF-8 text can hold."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(400, "malformed-json", "the JSON body contains a lone surrogate escape "
+                               "(such as \\ud800), which is not valid Unicode text") from None
 
 
 def json_body(*, require_object: bool = True):

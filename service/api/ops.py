@@ -7,6 +7,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from flask import Blueprint, Response, current_app, send_from_directory
 
+from service.api.errors import problem
 from service.api.http import json_response
 from service.decisionlog import StoreUnavailable
 from service.metrics import Metrics
@@ -17,12 +18,14 @@ log = logging.getLogger("service.api")
 OPENAPI_PATH = Path(__file__).resolve().parent.parent.parent / "openapi.yaml"
 SWAGGER_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png",
                   "favicon-16x16.png", "index.css")
+# validatorUrl: null — otherwise Swagger UI sends the spec's URL to validator.swagger.io (not offline).
 DOCS_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Credit decision service — API</title>
 <link rel="stylesheet" href="/docs/swagger-ui.css"><link rel="icon" href="/docs/favicon-32x32.png"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/swagger-ui-standalone-preset.js"></script>
 <script>window.ui = SwaggerUIBundle({url: "/openapi.yaml", dom_id: "#swagger-ui", deepLinking: true,
+validatorUrl: null,
 presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});</script>
 </body></html>"""
 
@@ -42,12 +45,13 @@ def readyz():
     except StoreUnavailable as exc:
         checks["store"] = False
         detail = str(exc)
-    ready = all(checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "rulesets_loaded": sum(len(catalog.registry.versions(n)) for n in catalog.registry.names())}
-    if detail:
-        body["detail"] = detail
-    return json_response(body, 200 if ready else 503)
+    loaded = sum(len(catalog.registry.versions(n)) for n in catalog.registry.names())
+    if not all(checks.values()):
+        # An error like any other: problem+json, with the checks as extension members.
+        missing = ", ".join(k for k, ok in checks.items() if not ok)
+        return problem(503, "not-ready", detail or f"not ready: {missing}",
+                       extra={"checks": checks, "rulesets_loaded": loaded})
+    return json_response({"status": "ready", "checks": checks, "rulesets_loaded": loaded})
 
 
 @bp.get("/metrics")

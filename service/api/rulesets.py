@@ -1,12 +1,14 @@
 """Ruleset registry endpoints. Reading: any valid token (or open mode). Writing: role `publish`."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import yaml
 from flask import Blueprint, Response, current_app, request
 
 from service import canonical
 from service.api.errors import ApiError, problem_errors
-from service.api.http import caller_name, json_body, json_response, read_body, require
+from service.api.http import caller_name, json_body, json_response, read_body, require, screen_json_document
 from service.errors import InvalidRuleset, Problem, UnknownRuleset
 from service.impact import impact as run_impact
 from service.rulesets.diff import diff_rulesets
@@ -78,8 +80,8 @@ def get_version(name: str, version: str):
     lv = _catalog().get(name, version)
     wanted = request.accept_mimetypes.best_match(["application/json", "application/yaml", "text/yaml"], default="application/json")
     if wanted in ("application/yaml", "text/yaml"):
-        text = lv.source_text if lv.source_format == "yaml" else yaml.safe_dump(
-            canonical.loads(lv.ruleset_canonical_json), allow_unicode=True, sort_keys=False)
+        text = lv.source_text if lv.source_format == "yaml" else yaml.dump(
+            canonical.loads(lv.ruleset_canonical_json), Dumper=_DecimalDumper, allow_unicode=True, sort_keys=False)
         return Response(text, mimetype="application/yaml",
                         headers={"X-Ruleset-Sha256": lv.ruleset.sha256})
     return json_response({**version_summary(lv), "name": name,
@@ -87,9 +89,26 @@ def get_version(name: str, version: str):
                          headers={"X-Ruleset-Sha256": lv.ruleset.sha256})
 
 
+class _DecimalDumper(yaml.SafeDumper):
+    """YAML for a document published as JSON: its exact decimals written as plain YAML numbers."""
+
+
+def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
+    value = canonical.normalize_decimal(value)
+    if value == value.to_integral_value():
+        return dumper.represent_scalar("tag:yaml.org,2002:int", str(int(value)))
+    return dumper.represent_scalar("tag:yaml.org,2002:float", format(value, "f"))
+
+
+_DecimalDumper.add_representer(Decimal, _represent_decimal)
+
+
 def _document_body() -> tuple[bytes, str]:
     body, media_type = read_body(DOCUMENT_TYPES)
-    return body, "json" if media_type == "application/json" else "yaml"
+    if media_type == "application/json":
+        screen_json_document(body)
+        return body, "json"
+    return body, "yaml"
 
 
 @bp.post("/v1/rulesets/<name>/versions")

@@ -278,7 +278,7 @@ class PostgresStore(Store):
                          (stored.seq, stored.hash))
             return stored
 
-        return self._run(append).to_logged()
+        return self._run(append).to_logged(rec)
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
         row = self._run(lambda conn: conn.execute(

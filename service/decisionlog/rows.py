@@ -106,13 +106,15 @@ class StoredDecision:
             fired_rules=self.fired_rules(),
         )
 
-    def to_logged(self) -> LoggedDecision:
+    def to_logged(self, appended: "NewDecision | None" = None) -> LoggedDecision:
+        """The full record; right after an append, the caller's own payloads are reused
+        instead of parsing back the texts just written."""
         summary = self.to_summary()
         return LoggedDecision(
             **{name: getattr(summary, name) for name in DecisionSummary.__dataclass_fields__},
-            request=canonical.loads(self.request_json),
-            response=canonical.loads(self.response_json),
-            trace=canonical.loads(self.trace_json),
+            request=appended.request if appended else canonical.loads(self.request_json),
+            response=appended.response if appended else canonical.loads(self.response_json),
+            trace=appended.trace if appended else canonical.loads(self.trace_json),
             prev_hash=self.prev_hash,
             hash=self.hash,
         )
@@ -140,9 +142,9 @@ def prepare_decision(rec: NewDecision) -> StoredDecision:
         as_of=_iso_date(rec.as_of),
         evaluated_at=chain.timestamp_text(rec.evaluated_at),
         fired_rules_json=canonical.dumps(list(rec.fired_rules)),
-        request_json=canonical.dumps(rec.request),
-        response_json=canonical.dumps(rec.response),
-        trace_json=canonical.dumps(rec.trace),
+        request_json=rec.request_json if rec.request_json is not None else canonical.dumps(rec.request),
+        response_json=rec.response_json if rec.response_json is not None else canonical.dumps(rec.response),
+        trace_json=rec.trace_json if rec.trace_json is not None else canonical.dumps(rec.trace),
     )
 
 

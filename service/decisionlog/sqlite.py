@@ -282,7 +282,7 @@ class SQLiteStore(Store):
                          (stored.seq, stored.hash))
             return stored
 
-        return self._run(append, write=True).to_logged()
+        return self._run(append, write=True).to_logged(rec)
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
         row = self._run(

@@ -86,7 +86,12 @@ class NewDecision:
     fired_rules: list[str]
     request: dict[str, Any]
     response: dict[str, Any]
-    trace: list[Any]
+    trace: Any
+    # The exact JSON texts to store, when the caller already has them (the response is
+    # then stored byte-identical to the body that was sent); else canonical JSON is used.
+    request_json: str | None = None
+    response_json: str | None = None
+    trace_json: str | None = None
 
 
 @dataclass(frozen=True)

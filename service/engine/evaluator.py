@@ -36,19 +36,25 @@ class Evaluation:
     fired: list[str]  # rule ids, stage then document order
     uses: dict[str, "Evaluation"] = field(default_factory=dict)
     _state: "_State | None" = field(default=None, repr=False, compare=False)
-    _full_trace: list | None = field(default=None, repr=False, compare=False)
+    _record: dict | None = field(default=None, repr=False, compare=False)
 
     def trace(self, level: str = "full") -> list[dict]:
-        """The trace at a level, built on demand (the full one once, then kept)."""
+        """The trace at a level: one entry per rule (`full`) or per fired rule (`fired`)."""
         if level == "none":
             return []
-        if level == "fired":
-            if self._full_trace is not None:
-                return [t for t in self._full_trace if t["fired"]]
-            return self._state.trace_entries(fired_only=True)
-        if self._full_trace is None:
-            self._full_trace = self._state.trace_entries(fired_only=False)
-        return self._full_trace
+        return self._state.ev.expand(self.record(), fired_only=level == "fired")
+
+    def record(self) -> dict:
+        """The full trace in normalised form, as the decision log keeps it: every value any
+        rule's condition read (once), and the effect of every fired rule. With the
+        ruleset version (immutable, identified by its sha256) it expands to the full
+        trace exactly — see Evaluator.expand — without evaluating anything again."""
+        if self._record is None:
+            record = self._state.record()
+            if self.uses:
+                record["uses"] = {alias: {"ruleset": ruleset_ref(u.ruleset), **u.record()} for alias, u in self.uses.items()}
+            self._record = record
+        return self._record
 
     def summary(self, trace_level: str = "fired") -> dict:
         """The ruleset-specific part of a decision response."""
@@ -119,6 +125,8 @@ class Evaluator:
         stage_order = {s.id: s.index for s in rs.stages}
         self.rules_in_order = sorted(rs.rules, key=lambda r: (stage_order[r.stage], r.index))
         self.trace_reads = {r.id: _trace_reads(r) for r in rs.rules}
+        self.read_displays = {rule_id: tuple(read.display for read in reads) for rule_id, reads in self.trace_reads.items()}
+        self.all_reads = tuple({read.display: read for reads in self.trace_reads.values() for read in reads}.values())
         self.declared = {r.id: declared_effect(r) for r in rs.rules}
         self.reason_entry = {
             r.id: {"code": r.effect.reason, "rule_id": r.id, "stage": r.stage,
@@ -138,6 +146,23 @@ class Evaluator:
             name: {v: i for i, v in enumerate(f.type.items.values)}
             for name, f in rs.results.items() if f.type.kind == "list"
         }
+
+    def expand(self, record: dict, *, fired_only: bool = False) -> list[dict]:
+        """Trace entries, in stage then rule order, from a normalised trace record."""
+        values, fired = record["values"], record["fired"]
+        out = []
+        for rule in self.rules_in_order:
+            was_fired = rule.id in fired
+            if fired_only and not was_fired:
+                continue
+            out.append({
+                "rule_id": rule.id,
+                "stage": rule.stage,
+                "fired": was_fired,
+                "inputs": {display: values[display] for display in self.read_displays[rule.id]},
+                "effect": fired[rule.id] if was_fired else self.declared[rule.id],
+            })
+        return out
 
     def evaluate(self, data: dict, *, as_of: dt.date, uses: dict[str, Evaluation] | None = None) -> Evaluation:
         """`data` must already be validated against the ruleset's input schema."""
@@ -273,31 +298,15 @@ class _State:
         return Evaluation(ruleset=rs, as_of=as_of, outcome=_OUTCOME_BY_SEVERITY[self.severity], reasons=reasons,
                           results=results, fired=fired_ids, uses=self.uses, _state=self)
 
-    def trace_entries(self, *, fired_only: bool) -> list[dict]:
+    def record(self) -> dict:
         ev = self.ev
-        out = []
-        for rule in ev.rules_in_order:
-            fired = rule.id in self.fired
-            if fired_only and not fired:
-                continue
-            out.append({
-                "rule_id": rule.id,
-                "stage": rule.stage,
-                "fired": fired,
-                "inputs": self.trace_inputs(rule),
-                "effect": self.fired[rule.id] if fired else ev.declared[rule.id],
-            })
-        return out
-
-    def trace_inputs(self, rule: Rule) -> dict:
-        out = {}
-        for read in self.ev.trace_reads[rule.id]:
+        values = {}
+        for read in ev.all_reads:
             value = self.value(read.parts)
             if read.item_parts is not None:
-                items = value or []
-                value = [_dig(item, read.item_parts) for item in items]
-            out[read.display] = value
-        return out
+                value = [_dig(item, read.item_parts) for item in value or ()]
+            values[read.display] = value
+        return {"values": values, "fired": {r.id: self.fired[r.id] for r in ev.rules_in_order if r.id in self.fired}}
 
 
 def _dig(value, parts):

@@ -2,6 +2,8 @@
 is validated separately, by the schema built from the ruleset's declared input."""
 from __future__ import annotations
 
+import datetime as dt
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from service.errors import InvalidRequest, Problem
@@ -47,6 +49,28 @@ class BatchRequest(Schema):
     items = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=1000))
 
 
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 date-time with a zone, as UTC; refused if the offset takes it outside years 1..9999."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return value.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise ValidationError("out of the supported date range") from None
+
+
+class ImpactApplication(Schema):
+    """One application of an impact run; `as_of` is checked by service.impact (path applications.N.as_of)."""
+
+    class Meta:
+        unknown = RAISE
+
+    application_id = StrictString(validate=validate.Length(min=1, max=100))
+    as_of = fields.Raw(allow_none=True)
+    input = JsonObject(required=True)
+
+
 class ImpactRequest(Schema):
     class Meta:
         unknown = RAISE
@@ -54,9 +78,10 @@ class ImpactRequest(Schema):
     from_version = StrictString(required=True, data_key="from", validate=validate.Regexp(SEMVER_RE))
     to_version = StrictString(required=True, data_key="to", validate=validate.Regexp(SEMVER_RE))
     as_of = StrictDate(load_default=None, allow_none=True)
-    applications = fields.List(JsonObject(), load_default=None, validate=validate.Length(min=1, max=10000))
-    logged_from = fields.AwareDateTime(load_default=None, data_key="logged_from")
-    logged_to = fields.AwareDateTime(load_default=None, data_key="logged_to")
+    applications = fields.List(fields.Nested(ImpactApplication), load_default=None,
+                               validate=validate.Length(min=1, max=10000))
+    logged_from = UtcDateTime(load_default=None, data_key="logged_from")
+    logged_to = UtcDateTime(load_default=None, data_key="logged_to")
     limit = fields.Integer(load_default=1000, strict=True, validate=validate.Range(min=1, max=10000))
 
 
