@@ -40,7 +40,8 @@ def read_body(allowed_types=JSON_TYPES) -> tuple[bytes, str]:
 
 
 def parse_json(body: bytes):
-    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, exact decimals."""
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, no lone surrogates, exact decimals
+    (numbers beyond ±1e1000 refused with 422)."""
     def pairs(items):
         out = {}
         for key, value in items:
