@@ -4,7 +4,6 @@ Sync workers (one request at a time each, no threads: durable_rules' C extension
 the GIL and its state is per process), as many as the CPUs can keep busy. Each worker
 builds the app itself after fork and compiles the rulesets into its own engine.
 """
-import json
 import multiprocessing
 import os
 import shutil
@@ -21,16 +20,12 @@ max_requests = 0  # the engine's memory is flat (tests/engine/test_isolation.py)
 limit_request_line = 8190
 limit_request_fields = 100
 
-# Access log: one JSON object per request, with the request id the service echoes in
-# X-Request-Id. The Authorization header is never logged.
+# Access log: one JSON object per request (service/accesslog.py), with the request id the
+# service echoes in X-Request-Id. The Authorization header is never logged.
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
-access_log_format = json.dumps({
-    "time": "%(t)s", "request_id": "%({x-request-id}o)s", "remote": "%(h)s", "method": "%(m)s",
-    "path": "%(U)s", "query": "%(q)s", "status": "%(s)s", "bytes": "%(B)s", "duration_us": "%(D)s",
-    "user_agent": "%(a)s",
-})
+logger_class = "service.accesslog.JsonAccessLogger"
 
 # Prometheus multiprocess mode: every worker writes its samples under this directory.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:

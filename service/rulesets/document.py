@@ -24,6 +24,10 @@ from service.errors import Problem
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_DEPTH = 40
+# Numbers a ruleset may hold: far beyond any amount or rate, small enough that exact
+# decimal arithmetic on them stays instant (1e999999 would not).
+MAX_NUMBER_DIGITS = 34
+MAX_NUMBER_EXPONENT = 30
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -120,7 +124,55 @@ def _parse_json(text: str) -> SourceDocument:
     except RecursionError:
         raise DocumentError([Problem("too_deep", "", "document is nested too deeply")])
     _check_depth(data, 0)
-    return SourceDocument(data=data, source_text=text, source_format="json")
+    problems: list[Problem] = []
+    data = screen_values(data, "", problems)
+    return SourceDocument(data=data, source_text=text, source_format="json", problems=problems)
+
+
+def number_problem(number) -> str | None:
+    """Why a number is refused in a document (None if it is fine)."""
+    if isinstance(number, bool):
+        return None
+    if isinstance(number, int):
+        return "integer has too many digits" if len(str(abs(number))) > MAX_NUMBER_DIGITS else None
+    if isinstance(number, Decimal):
+        if not number.is_finite():
+            return "not a finite number"
+        digits = number.as_tuple()
+        if len(digits.digits) > MAX_NUMBER_DIGITS or abs(number.adjusted()) > MAX_NUMBER_EXPONENT:
+            return f"number out of range (at most {MAX_NUMBER_DIGITS} digits, magnitude 1e±{MAX_NUMBER_EXPONENT})"
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text contains an unpaired surrogate (not valid Unicode)"
+    return None
+
+
+def screen_values(value, path: str, problems: list[Problem]):
+    """Replace out-of-range numbers and invalid text by null, recording a problem for each."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _text_problem(key):
+                problems.append(Problem("bad_text", path, _text_problem(key)))
+                continue
+            out[key] = screen_values(item, child, problems)
+        return out
+    if isinstance(value, list):
+        return [screen_values(item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+    if isinstance(value, str):
+        reason = _text_problem(value)
+    else:
+        reason = number_problem(value)
+    if reason:
+        problems.append(Problem("bad_value", path, reason))
+        return None
+    return value
 
 
 def _check_depth(value, depth):
@@ -192,6 +244,9 @@ class _YamlWalker:
                 self._problem("yaml_key", path, "mapping keys must be plain scalars (no merge keys)", key_node)
                 continue
             key = key_node.value
+            if _text_problem(key):
+                self._problem("bad_text", path, _text_problem(key), key_node)
+                continue
             child = f"{path}.{key}" if path else key
             if key in out:
                 self._problem("duplicate_key", child, f"duplicate key {key!r}", key_node)
@@ -202,6 +257,10 @@ class _YamlWalker:
     def _scalar(self, node, path):
         tag, value = node.tag, node.value
         if tag == _STR:
+            reason = _text_problem(value)
+            if reason:
+                self._problem("bad_text", path, reason, node)
+                return None
             return value
         if tag == _NULL:
             return None
@@ -211,6 +270,9 @@ class _YamlWalker:
         if tag == _INT:
             cleaned = value.replace("_", "")
             if _INT_RE.match(cleaned):
+                if len(cleaned.lstrip("+-")) > MAX_NUMBER_DIGITS:
+                    self._problem("bad_number", path, "integer has too many digits", node)
+                    return None
                 return int(cleaned)
             return value  # 0x.., 0o.., sexagesimal: keep the text, validation will complain
         if tag == _FLOAT:
@@ -219,8 +281,9 @@ class _YamlWalker:
             except InvalidOperation:
                 self._problem("bad_number", path, f"{value!r} is not a finite decimal number", node)
                 return None
-            if not number.is_finite():
-                self._problem("bad_number", path, f"{value!r} is not a finite decimal number", node)
+            reason = number_problem(number)
+            if reason:
+                self._problem("bad_number", path, f"{value[:40]!r}: {reason}", node)
                 return None
             return number
         if tag == _TIMESTAMP:
