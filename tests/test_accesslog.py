@@ -12,7 +12,7 @@ from tests.server import GunicornServer
 def test_access_log_lines_are_json_with_the_echoed_request_id():
     with GunicornServer() as server:
         answers = [
-            requests.get(server.url + '/healthz?q="quoted"\\slash', headers={"User-Agent": 'odd "agent"\\ \x7f'}, timeout=10),
+            requests.get(server.url + '/healthz?q="quoted"\\slash', headers={"User-Agent": 'odd "agent" \\ tab\there'}, timeout=10),
             requests.get(server.url + "/no/such/path", headers={"X-Request-Id": "core-banking-42"}, timeout=10),
         ]
         time.sleep(0.5)
