@@ -13,10 +13,13 @@ one line. Readers are not blocked (WAL) and read from a consistent snapshot.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from typing import Any, Callable, TypeVar
 
@@ -70,6 +73,9 @@ class SQLiteStore(Store):
         self._schema_ok = False
         self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(
             self._connect, lambda conn: conn.close())
+        self._thread_turn = threading.Lock()
+        self._lock_pid: int | None = None
+        self._lock_file_fd: int | None = None
 
     # --- connections and transactions ---------------------------------------------
 
@@ -118,9 +124,15 @@ class SQLiteStore(Store):
             try:
                 if check_schema:
                     self._check_schema(conn)
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                result = work(conn)
-                conn.execute("COMMIT")
+                if write:
+                    with self._writer_turn():
+                        conn.execute("BEGIN IMMEDIATE")
+                        result = work(conn)
+                        conn.execute("COMMIT")
+                else:
+                    conn.execute("BEGIN")
+                    result = work(conn)
+                    conn.execute("COMMIT")
             except _DB_ERRORS as exc:
                 self._pool.discard(conn)
                 # A connection opened while the file was unwritable stays read-only
@@ -134,6 +146,37 @@ class SQLiteStore(Store):
             self._pool.release(conn)
             return result
         raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def _writer_turn(self):
+        """Writers queue on an OS file lock before BEGIN IMMEDIATE.
+
+        SQLite's own busy handler polls with sleeps of up to 100 ms, so under many
+        concurrent writers (gunicorn workers) most of the time goes to sleeping. A
+        blocking flock wakes the next writer as soon as the lock is free. The lock dies
+        with its holder (even on SIGKILL). Threads of one process take turns on a mutex
+        first, since flock is per open file. Without a usable lock file we fall back to
+        SQLite's busy handler."""
+        with self._thread_turn:
+            fd = self._lock_fd()
+            if fd is None:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_fd(self) -> int | None:
+        if self._lock_pid != os.getpid():  # after fork: our own open file, not the parent's
+            self._lock_file_fd = None
+            self._lock_pid = os.getpid()
+            try:
+                self._lock_file_fd = os.open(self.path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                self._lock_file_fd = None
+        return self._lock_file_fd
 
     def _rollback_and_release(self, conn: sqlite3.Connection) -> None:
         try:
