@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, request
 from service import canonical
 from service.api.errors import ApiError, problem_errors
 from service.api.http import caller_name, json_body, json_response, read_body, require, screen_json_document
-from service.errors import InvalidRuleset, Problem, UnknownRuleset
+from service.errors import InvalidRuleset, UnknownRuleset
 from service.impact import impact as run_impact
 from service.rulesets.diff import diff_rulesets
 from service.rulesets.parse import RULESET_NAME_RE, SEMVER_RE
@@ -181,4 +181,4 @@ def _roles():
     return getattr(g, "caller_roles", frozenset())
 
 
-__all__ = ["bp", "Problem"]
+__all__ = ["bp"]

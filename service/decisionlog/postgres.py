@@ -30,7 +30,9 @@ from .rows import (
     StoredDecision,
     parse_timestamp_text,
     prepare_decision,
-    timestamp_value,
+    latest_anchor,
+    orphan_index_seq,
+    ruleset_row,
 )
 from .store import (
     SOURCE_FORMATS,
@@ -214,7 +216,7 @@ class PostgresStore(Store):
             ).fetchone()
             if inserted:
                 _bump_generation(conn)
-                return _ruleset_row(inserted), True
+                return ruleset_row(inserted), True
             existing = _select_version(conn, name, version)
             if existing.sha256 != sha256:
                 raise VersionConflict(
@@ -228,7 +230,7 @@ class PostgresStore(Store):
         where, params = ("WHERE name = %s", (name,)) if name is not None else ("", ())
         sql = f"SELECT {_RULESET_COLUMNS} FROM ruleset_versions {where} ORDER BY name, id"
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
-        return [_ruleset_row(row) for row in rows]
+        return [ruleset_row(row) for row in rows]
 
     def get_version(self, name: str, version: str) -> RulesetVersionRow | None:
         return self._run(lambda conn: _select_version(conn, name, version))
@@ -242,7 +244,7 @@ class PostgresStore(Store):
                 f"RETURNING {_RULESET_COLUMNS}", (retired_by, name, version)).fetchone()
             if updated:
                 _bump_generation(conn)
-                return _ruleset_row(updated)
+                return ruleset_row(updated)
             existing = _select_version(conn, name, version)
             if existing is None:
                 raise NotFound(f"ruleset {name} version {version} is not published")
@@ -322,7 +324,7 @@ class PostgresStore(Store):
     def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
         def walk(conn: psycopg.Connection) -> VerifyReport:
             head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
-            anchor = _latest_anchor(conn)
+            anchor = latest_anchor(conn)
             # A server-side cursor streams the records: bounded memory at any size.
             with conn.cursor(name="decisionlog_verify") as cursor:
                 cursor.itersize = VERIFY_FETCH_SIZE
@@ -334,7 +336,7 @@ class PostgresStore(Store):
                 records = (StoredDecision.from_row(row[:-1], row[-1]) for row in cursor)
                 return verify_chain(records, head=(head[0], head[1]), anchor=anchor,
                                     key=self._key, expected_head=expected_head,
-                                    find_orphan_index_seq=lambda: _orphan_index_seq(conn))
+                                    find_orphan_index_seq=lambda: orphan_index_seq(conn))
 
         return self._run(walk, snapshot=True)
 
@@ -346,7 +348,7 @@ class PostgresStore(Store):
             # the chain_head lock also serializes purges with appends and each other
             head_seq = conn.execute(
                 "SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE").fetchone()[0]
-            anchor = _latest_anchor(conn)
+            anchor = latest_anchor(conn)
             floor = anchor.first_seq if anchor else 1
             first_kept = conn.execute(
                 "SELECT seq FROM decisions WHERE evaluated_at >= %s ORDER BY seq LIMIT 1",
@@ -404,30 +406,6 @@ def _select_version(conn: psycopg.Connection, name: str,
                     version: str) -> RulesetVersionRow | None:
     row = conn.execute(f"SELECT {_RULESET_COLUMNS} FROM ruleset_versions "
                        "WHERE name = %s AND version = %s", (name, version)).fetchone()
-    return _ruleset_row(row) if row else None
+    return ruleset_row(row) if row else None
 
 
-def _ruleset_row(row: tuple[Any, ...]) -> RulesetVersionRow:
-    (name, version, sha256, canonical_json, source_text, source_format,
-     published_at, published_by, retired_at, retired_by) = row
-    return RulesetVersionRow(name, version, sha256, canonical_json, source_text, source_format,
-                             timestamp_value(published_at), published_by,
-                             timestamp_value(retired_at), retired_by)
-
-
-def _latest_anchor(conn: psycopg.Connection) -> RetentionAnchor | None:
-    row = conn.execute("SELECT first_seq, prev_hash, purged_before, purged_at, purged_count, "
-                       "anchor_hash FROM retention_anchor ORDER BY first_seq DESC LIMIT 1"
-                       ).fetchone()
-    if row is None:
-        return None
-    first_seq, prev_hash, purged_before, purged_at, purged_count, anchor_hash = row
-    return RetentionAnchor(first_seq, prev_hash, timestamp_value(purged_before),
-                           timestamp_value(purged_at), purged_count, anchor_hash)
-
-
-def _orphan_index_seq(conn: psycopg.Connection) -> int | None:
-    row = conn.execute("SELECT r.seq FROM decision_rules r WHERE NOT EXISTS "
-                       "(SELECT 1 FROM decisions d WHERE d.seq = r.seq) "
-                       "ORDER BY r.seq LIMIT 1").fetchone()
-    return row[0] if row else None

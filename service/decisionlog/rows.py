@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from service import canonical
 
 from . import chain
-from .store import OUTCOMES, DecisionSummary, LoggedDecision, NewDecision
+from .store import OUTCOMES, DecisionSummary, LoggedDecision, NewDecision, RulesetVersionRow
 
 # Column order of every decision SELECT in both backends.
 SUMMARY_COLUMNS = (
@@ -200,3 +200,33 @@ def timestamp_value(value: str | dt.datetime | None) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return chain.to_utc(value)
     return parse_timestamp_text(value)
+
+
+# -- row helpers shared by both backends (their SQL has no parameters) -----------------------
+
+
+def ruleset_row(row: tuple) -> RulesetVersionRow:
+    (name, version, sha256, canonical_json, source_text, source_format,
+     published_at, published_by, retired_at, retired_by) = row
+    return RulesetVersionRow(name, version, sha256, canonical_json, source_text, source_format,
+                             timestamp_value(published_at), published_by,
+                             timestamp_value(retired_at), retired_by)
+
+
+def latest_anchor(conn) -> RetentionAnchor | None:
+    row = conn.execute("SELECT first_seq, prev_hash, purged_before, purged_at, purged_count, "
+                       "anchor_hash FROM retention_anchor ORDER BY first_seq DESC LIMIT 1"
+                       ).fetchone()
+    if row is None:
+        return None
+    first_seq, prev_hash, purged_before, purged_at, purged_count, anchor_hash = row
+    return RetentionAnchor(first_seq, prev_hash, timestamp_value(purged_before),
+                           timestamp_value(purged_at), purged_count, anchor_hash)
+
+
+def orphan_index_seq(conn) -> int | None:
+    """The first fired-rule index row whose decision record is gone, if any."""
+    row = conn.execute("SELECT r.seq FROM decision_rules r WHERE NOT EXISTS "
+                       "(SELECT 1 FROM decisions d WHERE d.seq = r.seq) "
+                       "ORDER BY r.seq LIMIT 1").fetchone()
+    return row[0] if row else None

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from . import migrations
 from .chain import timestamp_text
@@ -32,7 +32,9 @@ from .rows import (
     RetentionAnchor,
     StoredDecision,
     prepare_decision,
-    timestamp_value,
+    latest_anchor,
+    orphan_index_seq,
+    ruleset_row,
 )
 from .store import (
     SOURCE_FORMATS,
@@ -263,7 +265,7 @@ class SQLiteStore(Store):
             ).fetchall()
             if inserted:
                 _bump_generation(conn)
-                return _ruleset_row(inserted[0]), True
+                return ruleset_row(inserted[0]), True
             existing = _select_version(conn, name, version)
             if existing.sha256 != sha256:
                 raise VersionConflict(
@@ -277,7 +279,7 @@ class SQLiteStore(Store):
         where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
         sql = f"SELECT {_RULESET_COLUMNS} FROM ruleset_versions {where} ORDER BY name, id"
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall(), write=False)
-        return [_ruleset_row(row) for row in rows]
+        return [ruleset_row(row) for row in rows]
 
     def get_version(self, name: str, version: str) -> RulesetVersionRow | None:
         return self._run(lambda conn: _select_version(conn, name, version), write=False)
@@ -374,7 +376,7 @@ class SQLiteStore(Store):
         def walk(conn: sqlite3.Connection) -> VerifyReport:
             # Inside one read transaction: every SELECT sees the same snapshot.
             head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
-            anchor = _latest_anchor(conn)
+            anchor = latest_anchor(conn)
             rows = conn.execute(
                 f"SELECT {', '.join(DECISION_COLUMNS)}, "
                 "(SELECT json_group_array(rule_id) FROM decision_rules r WHERE r.seq = d.seq) "
@@ -383,14 +385,14 @@ class SQLiteStore(Store):
             records = (StoredDecision.from_row(row[:-1], json.loads(row[-1])) for row in rows)
             return verify_chain(records, head=(head[0], head[1]), anchor=anchor, key=self._key,
                                 expected_head=expected_head,
-                                find_orphan_index_seq=lambda: _orphan_index_seq(conn))
+                                find_orphan_index_seq=lambda: orphan_index_seq(conn))
 
         return self._run(walk, write=False)
 
     def purge_before(self, cutoff: dt.datetime) -> int:
         def purge(conn: sqlite3.Connection) -> int:
             head_seq = conn.execute("SELECT seq FROM chain_head WHERE id = 1").fetchone()[0]
-            anchor = _latest_anchor(conn)
+            anchor = latest_anchor(conn)
             floor = anchor.first_seq if anchor else 1
             first_kept = conn.execute(
                 "SELECT seq FROM decisions WHERE evaluated_at >= ? ORDER BY seq LIMIT 1",
@@ -454,30 +456,6 @@ def _bump_generation(conn: sqlite3.Connection) -> None:
 def _select_version(conn: sqlite3.Connection, name: str, version: str) -> RulesetVersionRow | None:
     row = conn.execute(f"SELECT {_RULESET_COLUMNS} FROM ruleset_versions "
                        "WHERE name = ? AND version = ?", (name, version)).fetchone()
-    return _ruleset_row(row) if row else None
+    return ruleset_row(row) if row else None
 
 
-def _ruleset_row(row: tuple[Any, ...]) -> RulesetVersionRow:
-    (name, version, sha256, canonical_json, source_text, source_format,
-     published_at, published_by, retired_at, retired_by) = row
-    return RulesetVersionRow(name, version, sha256, canonical_json, source_text, source_format,
-                             timestamp_value(published_at), published_by,
-                             timestamp_value(retired_at), retired_by)
-
-
-def _latest_anchor(conn: sqlite3.Connection) -> RetentionAnchor | None:
-    row = conn.execute("SELECT first_seq, prev_hash, purged_before, purged_at, purged_count, "
-                       "anchor_hash FROM retention_anchor ORDER BY first_seq DESC LIMIT 1"
-                       ).fetchone()
-    if row is None:
-        return None
-    first_seq, prev_hash, purged_before, purged_at, purged_count, anchor_hash = row
-    return RetentionAnchor(first_seq, prev_hash, timestamp_value(purged_before),
-                           timestamp_value(purged_at), purged_count, anchor_hash)
-
-
-def _orphan_index_seq(conn: sqlite3.Connection) -> int | None:
-    row = conn.execute("SELECT r.seq FROM decision_rules r WHERE NOT EXISTS "
-                       "(SELECT 1 FROM decisions d WHERE d.seq = r.seq) "
-                       "ORDER BY r.seq LIMIT 1").fetchone()
-    return row[0] if row else None

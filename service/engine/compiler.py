@@ -503,7 +503,7 @@ def _split(w: int, units, definition) -> tuple[tuple[SubWave, ...], dict[int, fr
                     needs[path].merge(need)
                 else:
                     needs[path] = Need(need.path, need.type, need.value, need.null, set(need.prefixes), set(need.has), need.empty)
-        subwaves.append(SubWave(kind, tuple(needs.values()), tuple(qs_unique(qs))))
+        subwaves.append(SubWave(kind, tuple(needs.values()), tuple(dict.fromkeys(qs))))
         current.clear()
 
     def size(group):
@@ -527,13 +527,6 @@ def _split(w: int, units, definition) -> tuple[tuple[SubWave, ...], dict[int, fr
     flush()
     return tuple(subwaves), names
 
-
-def qs_unique(keys):
-    seen = []
-    for k in keys:
-        if k not in seen:
-            seen.append(k)
-    return seen
 
 
 def build_fact(sub: SubWave, value_of) -> dict:

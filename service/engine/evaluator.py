@@ -23,9 +23,6 @@ from service.rulesets.model import (
 )
 from service.rulesets.types import MISSING, check_value
 
-TRACE_LEVELS = ("full", "fired", "none")
-
-
 @dataclass
 class Evaluation:
     ruleset: Ruleset
@@ -133,7 +130,6 @@ class Evaluator:
                    "message_zh": rs.reasons[r.effect.reason].zh, "message_en": rs.reasons[r.effect.reason].en}
             for r in rs.rules if r.effect.outcome
         }
-        self.sort_key = {r.id: (stage_order[r.stage], r.index) for r in rs.rules}
         self.params = {name: p.value for name, p in rs.parameters.items()}
         # Results that start with a default when their stage applies.
         self.defaults_by_stage: dict[str, list[tuple[str, object]]] = {}

@@ -9,7 +9,6 @@ shipped ruleset. It is also the baseline the benchmark prints beside the engine.
 """
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 from service.errors import EvaluationError
@@ -226,4 +225,4 @@ class _Run:
         return expr.evaluate(source.node, self.value)
 
 
-__all__ = ["ReferenceInterpreter", "holds", "dt"]
+__all__ = ["ReferenceInterpreter", "holds"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from service.errors import Problem
 from service.rulesets.model import (
-    DECISION_ROOT, RESULT_ROOT, All, Always, AnyOf, Compare, Not, Quantified, Rule, Ruleset,
+    DECISION_ROOT, RESULT_ROOT, All, Always, AnyOf, Compare, Not, Rule, Ruleset,
     condition_reads,
 )
 from service.rulesets.types import TypeSpec

@@ -111,27 +111,6 @@ def condition_reads(cond: Cond, prefix: str = "") -> list[str]:
     return out
 
 
-def root_paths(cond: Cond) -> list[str]:
-    """Top-level (non-item) paths a condition reads, for dependency analysis."""
-    out: list[str] = []
-
-    def walk(c):
-        if isinstance(c, Compare):
-            for p in (c.path, c.operand.name if c.operand.kind == "field" else None):
-                if p and p not in out:
-                    out.append(p)
-        elif isinstance(c, Quantified):
-            if c.path not in out:
-                out.append(c.path)
-        elif isinstance(c, (All, AnyOf)):
-            for child in c.children:
-                walk(child)
-        elif isinstance(c, Not):
-            walk(c.child)
-
-    walk(cond)
-    return out
-
 
 # -- values and effects -------------------------------------------------------------
 

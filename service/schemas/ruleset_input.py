@@ -15,9 +15,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from service.errors import InvalidInput, Problem
 from service.rulesets import expr
-from service.rulesets.formats import FORMATS
 from service.rulesets.model import Ruleset
-from service.rulesets.types import MISSING, FieldSpec, TypeSpec, fits_scale, number_bounds_problem
+from service.rulesets.types import FieldSpec, TypeSpec, fits_scale, number_bounds_problem, string_problem
 
 
 class StrictBoolean(fields.Field):
@@ -70,8 +69,6 @@ class StrictString(fields.Field):
         self.spec = spec
 
     def _deserialize(self, value, attr, data, **kwargs):
-        from service.rulesets.types import string_problem
-
         if type(value) is not str:
             raise ValidationError("must be a string")
         problem = string_problem(self.spec, value)
@@ -214,4 +211,4 @@ def default_sub_input(t: TypeSpec, given: dict) -> dict:
     return out
 
 
-__all__ = ["InputValidator", "default_sub_input", "MISSING", "FORMATS"]
+__all__ = ["InputValidator", "default_sub_input"]
