@@ -40,26 +40,39 @@ class Catalog:
         self._checked_at = 0.0
         self._lock = threading.RLock()
         self.load_errors: dict[str, list[Problem]] = {}
+        self._seeded = False
+        self._shipped: list[LoadedVersion] | None = None
 
     # -- start and refresh ---------------------------------------------------------
 
     def start(self) -> None:
-        """Publish shipped rulesets into the store, then load everything it holds."""
-        if self.shipped_dir is not None and self.shipped_dir.is_dir():
-            staging = Registry()
-            failures = staging.load_directory(self.shipped_dir)
-            if failures:
-                raise InvalidRuleset(f"shipped rulesets in {self.shipped_dir} do not load: {sorted(failures)}",
-                                     [p for problems in failures.values() for p in problems])
-            for lv in staging.all():
-                row = self.store.get_version(lv.name, lv.version)
-                if row is not None and row.sha256 != lv.ruleset.sha256:
-                    raise VersionConflict(f"shipped {lv.name} {lv.version} differs from the published version "
-                                          f"(sha256 {row.sha256[:12]}); publish a new version instead of editing a released file")
-                if row is None:
-                    self.store.publish_version(lv.name, lv.version, lv.ruleset.sha256, lv.ruleset_canonical_json,
-                                               lv.source_text, lv.source_format, "shipped")
+        """Publish shipped rulesets into the store, then load everything it holds.
+
+        If the store is down now, sync() finishes the job when it is back."""
+        self._seed_shipped()
         self.sync(force=True)
+
+    def _seed_shipped(self) -> None:
+        if self._seeded:
+            return
+        if self._shipped is None:
+            self._shipped = []
+            if self.shipped_dir is not None and self.shipped_dir.is_dir():
+                staging = Registry()
+                failures = staging.load_directory(self.shipped_dir)
+                if failures:
+                    raise InvalidRuleset(f"shipped rulesets in {self.shipped_dir} do not load: {sorted(failures)}",
+                                         [p for problems in failures.values() for p in problems])
+                self._shipped = staging.all()
+        for lv in self._shipped:
+            row = self.store.get_version(lv.name, lv.version)
+            if row is not None and row.sha256 != lv.ruleset.sha256:
+                raise VersionConflict(f"shipped {lv.name} {lv.version} differs from the published version "
+                                      f"(sha256 {row.sha256[:12]}); publish a new version instead of editing a released file")
+            if row is None:
+                self.store.publish_version(lv.name, lv.version, lv.ruleset.sha256, lv.ruleset_canonical_json,
+                                           lv.source_text, lv.source_format, "shipped")
+        self._seeded = True
 
     def sync(self, *, force: bool = False) -> None:
         """Load versions published (or retired) since the last look."""
@@ -67,6 +80,7 @@ class Catalog:
         if not force and now - self._checked_at < self.refresh_seconds:
             return
         with self._lock:
+            self._seed_shipped()  # no-op once done; finishes a start the store was down for
             generation = self.store.registry_generation()
             self._checked_at = time.monotonic()
             if generation == self._generation and not force:

@@ -38,13 +38,15 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     catalog = current_app.extensions["catalog"]
-    checks = {"rulesets": bool(catalog.registry.names()), "store": True}
+    checks = {"rulesets": False, "store": True}
     detail = None
     try:
         current_app.extensions["store"].ping()
+        catalog.sync()  # loads what a start during an outage could not
     except StoreUnavailable as exc:
         checks["store"] = False
         detail = str(exc)
+    checks["rulesets"] = bool(catalog.registry.names())
     loaded = sum(len(catalog.registry.versions(n)) for n in catalog.registry.names())
     if not all(checks.values()):
         # An error like any other: problem+json, with the checks as extension members.

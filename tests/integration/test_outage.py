@@ -59,3 +59,21 @@ def test_sqlite_made_unwritable_gives_503_and_readyz_fails_then_recovers():
             subprocess.run(["chattr", "-i", *files], check=True)
         assert _until(lambda: requests.get(f"{server.url}/readyz", timeout=30).status_code == 200)
         assert _decide(server, 2).status_code == 200
+
+
+def test_started_while_postgres_was_down_the_service_catches_up_when_it_is_back(pg_cluster, pg_database):
+    pg_cluster.stop()
+    try:
+        server = GunicornServer(base_env(DATABASE_URL=pg_database)).start()
+    except Exception:
+        pg_cluster.start()
+        raise
+    try:
+        assert requests.get(f"{server.url}/readyz", timeout=30).status_code == 503
+        assert _decide(server, 0).status_code == 503
+        pg_cluster.start()
+        assert _until(lambda: requests.get(f"{server.url}/readyz", timeout=30).status_code == 200, seconds=20)
+        assert _decide(server, 2).status_code == 200  # the shipped rulesets were published and loaded
+        assert requests.get(f"{server.url}/readyz", timeout=30).status_code == 200
+    finally:
+        server.stop()
