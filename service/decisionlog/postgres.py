@@ -25,11 +25,11 @@ from .chain import to_utc
 from .pool import ConnectionPool, PoolClosed
 from .rows import (
     DECISION_COLUMNS,
-    SUMMARY_COLUMNS,
     RetentionAnchor,
     StoredDecision,
     parse_timestamp_text,
     prepare_decision,
+    decision_query,
     latest_anchor,
     orphan_index_seq,
     ruleset_row,
@@ -291,30 +291,9 @@ class PostgresStore(Store):
     def _select_decisions(self, filters: DecisionFilter, *, after_seq: int,
                           upto_seq: int | None, limit: int,
                           with_payloads: bool) -> list[StoredDecision]:
-        columns = DECISION_COLUMNS if with_payloads else SUMMARY_COLUMNS
-        clauses, params = ["seq > %s"], [after_seq]
-        if upto_seq is not None:
-            clauses.append("seq <= %s")
-            params.append(upto_seq)
-        for column, value in (("application_id", filters.application_id),
-                              ("ruleset_name", filters.ruleset),
-                              ("ruleset_version", filters.version),
-                              ("outcome", filters.outcome)):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        if filters.rule_id is not None:
-            clauses.append("seq IN (SELECT seq FROM decision_rules WHERE rule_id = %s)")
-            params.append(filters.rule_id)
-        if filters.time_from is not None:
-            clauses.append("evaluated_at >= %s")
-            params.append(to_utc(filters.time_from))
-        if filters.time_to is not None:
-            clauses.append("evaluated_at < %s")
-            params.append(to_utc(filters.time_to))
-        sql = (f"SELECT {', '.join(columns)} FROM decisions WHERE {' AND '.join(clauses)} "
-               "ORDER BY seq LIMIT %s")
-        rows = self._run(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
+        sql, params = decision_query(filters, after_seq=after_seq, upto_seq=upto_seq, limit=limit,
+                                     with_payloads=with_payloads, placeholder="%s", time_param=to_utc)
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [StoredDecision.from_row(row) for row in rows]
 
     def _head_seq(self) -> int:

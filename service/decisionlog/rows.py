@@ -230,3 +230,33 @@ def orphan_index_seq(conn) -> int | None:
                        "(SELECT 1 FROM decisions d WHERE d.seq = r.seq) "
                        "ORDER BY r.seq LIMIT 1").fetchone()
     return row[0] if row else None
+
+
+def decision_query(filters, *, after_seq: int, upto_seq: int | None, limit: int, with_payloads: bool,
+                   placeholder: str, time_param) -> tuple[str, tuple]:
+    """The search SQL of both backends: they differ only in the parameter placeholder and
+    in how a timestamp is passed (`time_param`)."""
+    columns = DECISION_COLUMNS if with_payloads else SUMMARY_COLUMNS
+    clauses, params = [f"seq > {placeholder}"], [after_seq]
+    if upto_seq is not None:
+        clauses.append(f"seq <= {placeholder}")
+        params.append(upto_seq)
+    for column, value in (("application_id", filters.application_id),
+                          ("ruleset_name", filters.ruleset),
+                          ("ruleset_version", filters.version),
+                          ("outcome", filters.outcome)):
+        if value is not None:
+            clauses.append(f"{column} = {placeholder}")
+            params.append(value)
+    if filters.rule_id is not None:
+        clauses.append(f"seq IN (SELECT seq FROM decision_rules WHERE rule_id = {placeholder})")
+        params.append(filters.rule_id)
+    if filters.time_from is not None:
+        clauses.append(f"evaluated_at >= {placeholder}")
+        params.append(time_param(filters.time_from))
+    if filters.time_to is not None:
+        clauses.append(f"evaluated_at < {placeholder}")
+        params.append(time_param(filters.time_to))
+    sql = (f"SELECT {', '.join(columns)} FROM decisions WHERE {' AND '.join(clauses)} "
+           f"ORDER BY seq LIMIT {placeholder}")
+    return sql, (*params, limit)

@@ -28,10 +28,10 @@ from .chain import timestamp_text
 from .pool import ConnectionPool, PoolClosed
 from .rows import (
     DECISION_COLUMNS,
-    SUMMARY_COLUMNS,
     RetentionAnchor,
     StoredDecision,
     prepare_decision,
+    decision_query,
     latest_anchor,
     orphan_index_seq,
     ruleset_row,
@@ -340,30 +340,9 @@ class SQLiteStore(Store):
     def _select_decisions(self, filters: DecisionFilter, *, after_seq: int,
                           upto_seq: int | None, limit: int,
                           with_payloads: bool) -> list[StoredDecision]:
-        columns = DECISION_COLUMNS if with_payloads else SUMMARY_COLUMNS
-        clauses, params = ["seq > ?"], [after_seq]
-        if upto_seq is not None:
-            clauses.append("seq <= ?")
-            params.append(upto_seq)
-        for column, value in (("application_id", filters.application_id),
-                              ("ruleset_name", filters.ruleset),
-                              ("ruleset_version", filters.version),
-                              ("outcome", filters.outcome)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if filters.rule_id is not None:
-            clauses.append("seq IN (SELECT seq FROM decision_rules WHERE rule_id = ?)")
-            params.append(filters.rule_id)
-        if filters.time_from is not None:
-            clauses.append("evaluated_at >= ?")
-            params.append(timestamp_text(filters.time_from))
-        if filters.time_to is not None:
-            clauses.append("evaluated_at < ?")
-            params.append(timestamp_text(filters.time_to))
-        sql = (f"SELECT {', '.join(columns)} FROM decisions WHERE {' AND '.join(clauses)} "
-               "ORDER BY seq LIMIT ?")
-        rows = self._run(lambda conn: conn.execute(sql, (*params, limit)).fetchall(),
+        sql, params = decision_query(filters, after_seq=after_seq, upto_seq=upto_seq, limit=limit,
+                                     with_payloads=with_payloads, placeholder="?", time_param=timestamp_text)
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall(),
                          write=False)
         return [StoredDecision.from_row(row) for row in rows]
 
