@@ -135,7 +135,7 @@ class Catalog:
             return None, exc.problems
         return self.registry.prepare(doc)
 
-    def publish(self, name: str, version: str, text: bytes | str, source_format: str, published_by: str | None) -> PublishResult:
+    def publish(self, name: str, text: bytes | str, source_format: str, published_by: str | None) -> PublishResult:
         self.sync(force=True)
         try:
             doc = parse_document(text, source_format)

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from service.api.errors import ApiError
 from service.api.http import json_response, require
 from service.decisionlog import LoggedDecision, NotFound
+from service.decisions import expand_trace
 from service.errors import ServiceError
 from service.rulesets.model import OUTCOMES
 from service.rulesets.parse import RULE_ID_RE, RULESET_NAME_RE, SEMVER_RE
@@ -36,7 +37,6 @@ def _check_id(decision_id: str) -> None:
 
 
 def logged_view(record: LoggedDecision) -> dict:
-    from service.decisions import expand_trace
     try:
         full = expand_trace(current_app.extensions["catalog"], record.ruleset_name, record.ruleset_version, record.trace)
     except ServiceError:

@@ -1,6 +1,7 @@
 """Request plumbing shared by the blueprints: bodies, JSON answers, roles, request ids."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import uuid
@@ -206,5 +207,4 @@ def caller_name() -> str | None:
     token = _bearer_token()
     if token is None:
         return None
-    import hashlib
     return "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]

@@ -7,7 +7,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from flask import Blueprint, Response, current_app, send_from_directory
 
-from service.api.errors import problem
+from service.api.errors import ApiError, problem
 from service.api.http import json_response
 from service.decisionlog import StoreUnavailable
 from service.metrics import Metrics
@@ -75,6 +75,5 @@ def docs():
 @bp.get("/docs/<asset>")
 def docs_asset(asset: str):
     if asset not in SWAGGER_ASSETS:
-        from service.api.errors import ApiError
         raise ApiError(404, "not-found", "no such resource")
     return send_from_directory(swagger_ui_bundle.swagger_ui_path, asset)

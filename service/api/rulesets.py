@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import yaml
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from service import canonical
 from service.api.errors import ApiError, problem_errors
@@ -116,7 +116,7 @@ def _document_body() -> tuple[bytes, str]:
 def publish(name: str):
     _check_name(name)
     body, source_format = _document_body()
-    result = _catalog().publish(name, None, body, source_format, caller_name())
+    result = _catalog().publish(name, body, source_format, caller_name())
     lv = result.version
     report = run_tests(lv, _catalog().registry).as_dict()
     out = {"name": name, **version_summary(lv), "created": result.created,
@@ -177,7 +177,6 @@ def impact(name: str):
 
 
 def _roles():
-    from flask import g
     return getattr(g, "caller_roles", frozenset())
 
 

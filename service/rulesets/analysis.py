@@ -16,7 +16,9 @@ atom: only `x and not x` is seen as a contradiction there.
 """
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+from decimal import Decimal
 from dataclasses import dataclass
 
 from service.errors import Problem
@@ -220,9 +222,6 @@ def _path_satisfiable(lits: list[Lit]) -> bool:
 
 def _numeric_candidates(t: TypeSpec, lits):
     """Every boundary value and its neighbours, plus the type's own bounds: enough to decide."""
-    import datetime as dt
-    from decimal import Decimal
-
     step = Decimal(1).scaleb(-t.scale) if t.kind != "date" else dt.timedelta(days=1)
     points = set()
     for lit in lits:

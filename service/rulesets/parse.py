@@ -18,7 +18,7 @@ from service.rulesets.model import (
     COMPARE_OPS, DECISION_ROOT, LIST_OPS, ORDER_OPS, OUTCOME_TYPE, OUTCOMES, PARAMS_ROOT,
     QUANTIFIERS, RESERVED_ROOTS, RESULT_ROOT, USES_ROOT, All, Always, AnyOf, Compare, Constraint,
     Effect, Not, Operand, Parameter, Quantified, Reason, Rule, Ruleset, Stage, TestCase, Use,
-    ValueSource,
+    ValueSource, condition_reads,
 )
 from service.rulesets.types import (
     MISSING, FieldSpec, TypeContext, TypeSpec, assignable, check_value, parse_date, parse_fields, parse_type,
@@ -813,7 +813,7 @@ class _Parser:
         for stage in self.stages.values():
             if stage.gate is None:
                 continue
-            for p in _gate_reads(stage.gate):
+            for p in condition_reads(stage.gate):
                 name = p.split(".")[1] if p.startswith(RESULT_ROOT + ".") else None
                 if name and writer_stage.get(name) is not None and order[writer_stage[name]] >= stage.index:
                     self.report("reads_later_stage", f"stages[{stage.index}].when",
@@ -839,10 +839,6 @@ class _Parser:
 
 _BAD = object()
 
-
-def _gate_reads(cond):
-    from service.rulesets.model import condition_reads
-    return condition_reads(cond)
 
 
 def _conjoin(gate, when):

@@ -23,6 +23,7 @@ from service.errors import (
 from service.rulesets.analysis import conflicting_rules, static_check, unreachable_rules
 from service.rulesets.document import DocumentError, SourceDocument, parse_document
 from service.rulesets.model import Ruleset, Use
+from service.rulesets.testing import run_tests as run_embedded_tests
 from service.rulesets.parse import SEMVER_RE, ProblemLocator, UsedRuleset, parse_ruleset
 from service.schemas.ruleset_input import InputValidator, default_sub_input
 
@@ -98,8 +99,6 @@ class Registry:
 
     def prepare(self, doc: SourceDocument, *, run_tests: bool = True) -> tuple[LoadedVersion | None, list[Problem]]:
         """Parse, check, compile and test a document against this registry. Nothing is added."""
-        from service.rulesets.testing import run_tests as run_embedded_tests
-
         uses = doc.data.get("uses") if isinstance(doc.data, dict) else None
         used_names = [u.get("ruleset") for u in uses.values() if isinstance(u, dict)] if isinstance(uses, dict) else []
         ruleset, problems = parse_ruleset(doc, self.used_map([n for n in used_names if isinstance(n, str)]))
