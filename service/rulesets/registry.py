@@ -23,6 +23,7 @@ from service.errors import (
 from service.rulesets.analysis import conflicting_rules, static_check, unreachable_rules
 from service.rulesets.document import DocumentError, SourceDocument, parse_document
 from service.rulesets.model import Ruleset, Use
+from service.rulesets.testing import TestReport
 from service.rulesets.testing import run_tests as run_embedded_tests
 from service.rulesets.parse import SEMVER_RE, ProblemLocator, UsedRuleset, parse_ruleset
 from service.schemas.ruleset_input import InputValidator, default_sub_input
@@ -49,6 +50,7 @@ class LoadedVersion:
     source_format: str
     retired: bool = False
     warnings: list[Problem] = field(default_factory=list)
+    test_report: TestReport | None = None  # from the embedded tests run when it was prepared
 
     @property
     def name(self) -> str:
@@ -121,7 +123,7 @@ class Registry:
                            validator=InputValidator(ruleset), source_text=doc.source_text,
                            source_format=doc.source_format)
         if run_tests:
-            report = run_embedded_tests(lv, self)
+            report = lv.test_report = run_embedded_tests(lv, self)
             problems = problems + report.problems()
         lv.warnings = [p for p in problems if p.severity != "error"]
         if any(p.severity == "error" for p in problems):
