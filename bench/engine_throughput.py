@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service.engine.reference import ReferenceInterpreter  # noqa: E402
-from service.rulesets.registry import Registry, sub_input  # noqa: E402
+from service.decision_engine.registry import Registry, sub_input  # noqa: E402
 from tests.engine.samples import sample_inputs  # noqa: E402
 
 AS_OF = dt.date(2026, 1, 15)

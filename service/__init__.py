@@ -61,6 +61,14 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
+def load_engine(directory="rulesets", **options):
+    """The in-process decision engine over a rulesets directory (CONTRACT.md "In-process API");
+    see service.decision_engine.load_engine. Imported on call: `import service` stays cheap."""
+    from service.decision_engine import load_engine as _load_engine
+
+    return _load_engine(directory, **options)
+
+
 def _prepare_store(store, settings) -> None:
     """A brand-new embedded SQLite file is created and migrated; anything else must be
     migrated explicitly (`python -m service.decisionlog migrate`)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from service.decisionlog import RulesetVersionRow, Store, StoreUnavailable, VersionConflict
 from service.errors import InvalidRuleset, Problem, UnknownRuleset
 from service.rulesets.document import DocumentError, parse_document
-from service.rulesets.registry import LoadedVersion, Registry, version_key
+from service.decision_engine import Engine, LoadedVersion, Registry, version_key
 
 log = logging.getLogger("service.catalog")
 
@@ -36,6 +36,7 @@ class Catalog:
         self.shipped_dir = Path(shipped_dir) if shipped_dir else None
         self.refresh_seconds = refresh_seconds
         self.registry = Registry()
+        self.engine = Engine(self.registry)  # the decision path evaluates through this
         self._generation: int | None = None
         self._checked_at = 0.0
         self._lock = threading.RLock()

@@ -17,10 +17,10 @@ from uuid6 import uuid7
 
 from service import canonical
 from service.catalog import Catalog
+from service.decision_engine import BANK_ZONE, Decision, LoadedVersion
 from service.decisionlog import LoggedDecision, NewDecision, NotFound, Store
 from service.engine.evaluator import Evaluation, ruleset_ref
 from service.errors import RulesetUnavailable, UnknownRuleset
-from service.rulesets.registry import LoadedVersion
 
 VOLATILE = ("decision_id", "evaluated_at", "duration_ms")
 
@@ -29,7 +29,7 @@ VOLATILE = ("decision_id", "evaluated_at", "duration_ms")
 class Clock:
     """Time, passed in (tests freeze it). The business date is taken in the bank's zone."""
 
-    zone: zoneinfo.ZoneInfo = zoneinfo.ZoneInfo("Asia/Shanghai")
+    zone: zoneinfo.ZoneInfo = BANK_ZONE
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.timezone.utc)
@@ -38,21 +38,9 @@ class Clock:
         return self.now().astimezone(self.zone).date()
 
 
-def decision_response(*, decision_id: str, application_id: str, lv: LoadedVersion, evaluation: Evaluation,
-                      trace_level: str, evaluated_at: dt.datetime, duration_ms: float) -> dict:
-    summary = evaluation.summary(trace_level)
-    response = {
-        "decision_id": decision_id,
-        "application_id": application_id,
-        "ruleset": ruleset_ref(lv.ruleset),
-        "as_of": evaluation.as_of.isoformat(),
-        "outcome": summary["outcome"],
-        "reasons": summary["reasons"],
-        "results": summary["results"],
-        "trace": summary["trace"],
-    }
-    if "uses" in summary:
-        response["uses"] = summary["uses"]
+def decision_response(*, decision_id: str, decision: Decision, evaluated_at: dt.datetime, duration_ms: float) -> dict:
+    """The HTTP answer: the engine's decision (Decision.as_dict) framed by its volatile fields."""
+    response = {"decision_id": decision_id, **decision.as_dict()}
     response["evaluated_at"] = evaluated_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
     response["duration_ms"] = round(duration_ms, 3)
     return response
@@ -95,13 +83,13 @@ class DecisionService:
         started = time.perf_counter()
         as_of = request["as_of"] or self.clock.business_date()
         lv = self._resolve(request["ruleset"], request["version"], as_of)
-        data = lv.validator.load(request["input"])
-        evaluation = self.catalog.registry.evaluate_loaded(lv, data, as_of=as_of)
+        decision = self.catalog.engine.decide(lv, request["input"], as_of=as_of, trace=request["trace"],
+                                              application_id=request["application_id"])
+        evaluation = decision.evaluation
         duration_ms = (time.perf_counter() - started) * 1000
         evaluated_at = self.clock.now()
-        response = decision_response(
-            decision_id=str(uuid7()), application_id=request["application_id"], lv=lv, evaluation=evaluation,
-            trace_level=request["trace"], evaluated_at=evaluated_at, duration_ms=duration_ms)
+        response = decision_response(decision_id=str(uuid7()), decision=decision, evaluated_at=evaluated_at,
+                                     duration_ms=duration_ms)
         body = canonical.dumps(response, sort_keys=False)
         self.store.append_decision(NewDecision(
             decision_id=response["decision_id"],
@@ -139,11 +127,11 @@ class DecisionService:
         except UnknownRuleset:
             raise RulesetUnavailable(f"{record.ruleset_name} {record.ruleset_version} is not loaded; cannot replay") from None
         as_of = dt.date.fromisoformat(record.as_of)
-        data = lv.validator.load(request["input"])
-        evaluation = self.catalog.registry.evaluate_loaded(lv, data, as_of=as_of, pins=pins)
-        replayed = decision_response(
-            decision_id=record.decision_id, application_id=original["application_id"], lv=lv, evaluation=evaluation,
-            trace_level=request.get("trace", "fired"), evaluated_at=self.clock.now(), duration_ms=0.0)
+        decision = self.catalog.engine.decide(lv, request["input"], as_of=as_of, trace=request.get("trace", "fired"),
+                                              pins=pins, application_id=original["application_id"])
+        evaluation = decision.evaluation
+        replayed = decision_response(decision_id=record.decision_id, decision=decision, evaluated_at=self.clock.now(),
+                                     duration_ms=0.0)
         differences = []
         if lv.ruleset.sha256 != record.ruleset_sha256:
             differences.append({"path": "/ruleset/sha256", "logged": record.ruleset_sha256, "replayed": lv.ruleset.sha256})

@@ -60,6 +60,12 @@ class RulesetUnavailable(ServiceError):
     code = "ruleset_unavailable"
 
 
+class UnresolvableDependency(ServiceError):
+    """A ruleset this one `uses` has no version for the requested date."""
+
+    code = "unresolvable_dependency"
+
+
 class EvaluationError(ServiceError):
     """A valid input hit a runtime failure in a ruleset (e.g. division by zero in a formula)."""
 

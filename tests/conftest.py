@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service.rulesets.registry import Registry
+from service.decision_engine.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RULESETS_DIR = ROOT / "rulesets"

@@ -15,8 +15,8 @@ from service import canonical
 from service.decisionlog import DuplicateDecision, NotFound, StoreUnavailable, VersionConflict
 from service.errors import (
     EvaluationError, InvalidInput, InvalidRequest, InvalidRuleset, RulesetUnavailable, ServiceError, UnknownRuleset,
+    UnresolvableDependency,
 )
-from service.rulesets.registry import UnresolvableDependency
 
 log = logging.getLogger("service.api")
 PROBLEM_TYPE_BASE = "https://credit-rules.example/problems/"

@@ -13,7 +13,7 @@ from service.errors import InvalidRuleset, UnknownRuleset
 from service.impact import impact as run_impact
 from service.rulesets.diff import diff_rulesets
 from service.rulesets.parse import RULESET_NAME_RE, SEMVER_RE
-from service.rulesets.registry import LoadedVersion
+from service.decision_engine.registry import LoadedVersion
 from service.rulesets.testing import run_tests
 from service.schemas.api import ImpactRequest, load
 

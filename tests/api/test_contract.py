@@ -88,7 +88,7 @@ def test_sme_credit_policy_example_is_a_valid_input_of_the_shipped_ruleset():
     import json
     from decimal import Decimal
 
-    from service.rulesets.registry import Registry
+    from service.decision_engine.registry import Registry
     from tests.server import ROOT
 
     registry = Registry()

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from service.engine.reference import ReferenceInterpreter
 from service.errors import InvalidInput
-from service.rulesets.registry import sub_input
+from service.decision_engine.registry import sub_input
 from tests.conftest import RULESETS_DIR
 from tests.strategies import realistic_input_strategy
 

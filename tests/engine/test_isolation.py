@@ -60,7 +60,7 @@ def test_same_input_same_bytes_in_another_process(shipped):
     script = (
         "import datetime as dt, sys\n"
         "from service import canonical\n"
-        "from service.rulesets.registry import Registry\n"
+        "from service.decision_engine.registry import Registry\n"
         "from tests.engine.samples import sample_inputs\n"
         "r = Registry(); r.load_directory('rulesets')\n"
         "lv = r.resolve('sme-credit-policy', None, dt.date(2026, 1, 15))\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import InvalidRuleset
-from service.rulesets.registry import Registry
+from service.decision_engine.registry import Registry
 
 TOY = (Path(__file__).resolve().parent.parent / "fixtures" / "rulesets" / "toy" / "1.0.0.yaml").read_text(encoding="utf-8")
 

@@ -1,5 +1,8 @@
 """The in-memory registry of loaded ruleset versions, and the load pipeline.
 
+It sits above rulesets/, engine/ and schemas/ and joins them: a loaded version is the
+parsed ruleset, its compiled durable_rules network and its input validator.
+
     text -> parse_document -> parse_ruleset -> static checks -> compile -> embedded tests
 
 A version enters the registry only when every step passes. Evaluation picks a version by
@@ -17,9 +20,7 @@ from pathlib import Path
 from service import canonical
 from service.engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 from service.engine.evaluator import Evaluation, Evaluator
-from service.errors import (
-    InvalidRuleset, Problem, RulesetUnavailable, ServiceError, UnknownRuleset,
-)
+from service.errors import InvalidRuleset, Problem, RulesetUnavailable, UnknownRuleset, UnresolvableDependency
 from service.rulesets.analysis import conflicting_rules, static_check, unreachable_rules
 from service.rulesets.document import DocumentError, SourceDocument, parse_document
 from service.rulesets.model import Ruleset, Use
@@ -27,12 +28,6 @@ from service.rulesets.testing import TestReport
 from service.rulesets.testing import run_tests as run_embedded_tests
 from service.rulesets.parse import SEMVER_RE, ProblemLocator, UsedRuleset, parse_ruleset
 from service.schemas.ruleset_input import InputValidator, default_sub_input
-
-
-class UnresolvableDependency(ServiceError):
-    """A ruleset this one `uses` has no version for the requested date."""
-
-    code = "unresolvable_dependency"
 
 
 def version_key(version: str) -> tuple[int, int, int]:
