@@ -12,13 +12,12 @@ or its effect — changed).
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from service.catalog import Catalog
 from service.decisionlog import Store
 from service.errors import InvalidRequest, Problem, ServiceError
 from service.rulesets.diff import diff_rulesets
-from service.rulesets.model import OUTCOMES
+from service.rulesets.model import OUTCOMES, Ruleset
 
 
 def _cases_from_request(applications: list[dict], default_as_of: dt.date):
@@ -58,20 +57,20 @@ def impact(catalog: Catalog, store: Store, name: str, request: dict, today: dt.d
                                  [Problem("invalid_request", "applications", "required unless logged_from/logged_to are given")])
         cases = _cases_from_log(store, name, request["logged_from"], request["logged_to"], request["limit"])
         source = {"kind": "decision_log", "from": request["logged_from"].isoformat(), "to": request["logged_to"].isoformat()}
-    registry = catalog.registry
+    engine = catalog.engine
     version_diff = diff_rulesets(old.ruleset, new.ruleset)
     rule_diff = version_diff["rules"]
     rule_changes = {part: [r["id"] for r in rule_diff[part]] for part in ("added", "removed", "changed")}
     changed_params = {p["id"] for part in ("added", "removed", "changed") for p in version_diff["parameters"][part]}
     # A rule is "changed" when its text changed, and also when a parameter it reads did.
     changed_rules = {rule_id for ids in rule_changes.values() for rule_id in ids}
-    changed_rules |= _rules_reading(old.ruleset.data, changed_params) | _rules_reading(new.ruleset.data, changed_params)
+    changed_rules |= _rules_reading(old.ruleset, changed_params) | _rules_reading(new.ruleset, changed_params)
     matrix = {a: {b: 0 for b in OUTCOMES} for a in OUTCOMES}
     changed, errors, evaluated = [], [], 0
     for case_id, raw_input, as_of in cases:
         try:
-            a = registry.evaluate_loaded(old, old.validator.load(raw_input), as_of=as_of)
-            b = registry.evaluate_loaded(new, new.validator.load(raw_input), as_of=as_of)
+            a = engine.decide(old, raw_input, as_of=as_of, trace="none").evaluation
+            b = engine.decide(new, raw_input, as_of=as_of, trace="none").evaluation
         except ServiceError as exc:
             errors.append({"application_id": case_id, "detail": exc.message,
                            "errors": [p.as_dict() for p in exc.problems]})
@@ -104,41 +103,6 @@ def impact(catalog: Catalog, store: Store, name: str, request: dict, today: dt.d
     }
 
 
-_PARAM_IN_EXPR = re.compile(r"\bparams\.([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def _params_read(node, conditions: dict, seen: tuple = ()) -> set[str]:
-    """Parameter names a piece of document data reads: `{param: x}`, `params.x` in expressions,
-    and through `{ref: name}` the named conditions."""
-    out: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "param" and isinstance(value, str):
-                out.add(value)
-            elif key == "ref" and isinstance(value, str):
-                if value not in seen:
-                    out |= _params_read(conditions.get(value), conditions, seen + (value,))
-            elif key in ("expr", "check") and isinstance(value, str):
-                out |= set(_PARAM_IN_EXPR.findall(value))
-            else:
-                out |= _params_read(value, conditions, seen)
-    elif isinstance(node, list):
-        for value in node:
-            out |= _params_read(value, conditions, seen)
-    return out
-
-
-def _rules_reading(data: dict, params: set[str]) -> set[str]:
-    """Ids of the rules of a ruleset document that read any of these parameters."""
-    if not params:
-        return set()
-    conditions = data.get("conditions") or {}
-    gates = {s.get("id"): s.get("when") for s in data.get("stages") or [] if isinstance(s, dict)}
-    out = set()
-    for rule in data.get("rules") or []:
-        if not isinstance(rule, dict):
-            continue
-        read = _params_read([rule.get("when"), rule.get("then"), gates.get(rule.get("stage"))], conditions)
-        if read & params:
-            out.add(rule.get("id"))
-    return out
+def _rules_reading(ruleset: Ruleset, params: set[str]) -> set[str]:
+    """Ids of the rules that read any of these parameters (the parsed model says what each reads)."""
+    return {rule.id for rule in ruleset.rules if rule.params_read & params}

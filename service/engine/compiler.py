@@ -29,156 +29,24 @@ So:
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 
 from service.engine.durable import DurableRuleset
+from service.engine.facts import Need, encode_scalar, key_of, make_writer
 from service.rulesets.analysis import WavePlan
 from service.rulesets.model import All, Always, AnyOf, Compare, Not, Quantified, Rule, Ruleset, Stage
+from service.rulesets.operators import OPERATORS
 from service.rulesets.types import TypeSpec
 
 MAX_TERMS_PER_RULE = 256
 MAX_TERMS_PER_FACT = 60  # < 64 pending alpha branches (error 303): one per term at most
 MAX_PROPERTIES_PER_FACT = 200
 
-_POSITIVE = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
-_NEGATED = {"eq": "$neq", "lt": "$gte", "le": "$gt", "gt": "$lte", "ge": "$lt"}
 
 
 class CompileError(ValueError):
     """The ruleset cannot be expressed within the engine's limits (a load-time problem)."""
-
-
-class EncodingError(TypeError):
-    """A value of the wrong Python type reached the engine (input was not validated)."""
-
-
-# -- encoding values ------------------------------------------------------------------
-
-
-def key_of(path: str) -> str:
-    return path.replace(".", "__")
-
-
-def encode_scalar(t: TypeSpec, value):
-    """A validated domain value -> the exact JSON value the engine compares."""
-    kind = t.kind
-    if kind == "boolean":
-        if type(value) is not bool:
-            raise EncodingError(f"expected a boolean, got {type(value).__name__}")
-        return value
-    if kind == "integer":
-        if type(value) is not int:
-            raise EncodingError(f"expected an integer, got {type(value).__name__}")
-        return value
-    if kind == "decimal":
-        if type(value) is int:
-            value = Decimal(value)
-        if type(value) is not Decimal:
-            raise EncodingError(f"expected a decimal, got {type(value).__name__}")
-        scaled = value.scaleb(t.scale)
-        integral = int(scaled)
-        if scaled != integral:
-            raise EncodingError(f"{value} has more than {t.scale} decimal places")
-        return integral
-    if kind == "string":
-        if type(value) is not str:
-            raise EncodingError(f"expected a string, got {type(value).__name__}")
-        return value
-    if kind == "enum":
-        if type(value) is not str or value not in t.values:
-            raise EncodingError(f"{value!r} is not one of {t.values}")
-        return t.rank(value) if t.ordered else value
-    if kind == "date":
-        if type(value) is not dt.date:
-            raise EncodingError(f"expected a date, got {type(value).__name__}")
-        return value.year * 10000 + value.month * 100 + value.day
-    raise EncodingError(f"cannot encode {kind}")
-
-
-@dataclass
-class Need:
-    """What a fact must carry for one path."""
-
-    path: str
-    type: TypeSpec
-    value: bool = False
-    null: bool = False
-    prefixes: set[int] = field(default_factory=set)
-    has: set[int] = field(default_factory=set)  # enum value indexes (lists)
-    empty: bool = False
-
-    def merge(self, other: "Need") -> None:
-        self.value |= other.value
-        self.null |= other.null
-        self.prefixes |= other.prefixes
-        self.has |= other.has
-        self.empty |= other.empty
-
-    def property_count(self) -> int:
-        return int(self.value) + int(self.null) + len(self.prefixes) + len(self.has) + int(self.empty)
-
-
-def _encoder(t: TypeSpec):
-    """A function encoding one validated value of `t` (see encode_scalar), specialised once."""
-    kind = t.kind
-    if kind == "enum" and t.ordered:
-        ranks = {v: t.rank(v) for v in t.values}
-
-        def ordered_enum(value):
-            try:
-                return ranks[value]
-            except (KeyError, TypeError):
-                raise EncodingError(f"{value!r} is not one of {t.values}") from None
-        return ordered_enum
-    if kind == "decimal":
-        return lambda value: encode_scalar(t, value)
-    if kind in ("boolean", "integer", "string"):
-        expected = {"boolean": bool, "integer": int, "string": str}[kind]
-
-        def exact(value):
-            if type(value) is not expected:
-                raise EncodingError(f"expected {kind}, got {type(value).__name__}")
-            return value
-        return exact
-    return lambda value: encode_scalar(t, value)
-
-
-def make_writer(need: Need):
-    """A function putting one value (and the companions it needs) into a flat fact."""
-    key, t = key_of(need.path), need.type
-    if t.kind == "list":
-        empty_key = key + "___empty" if need.empty else None
-        has = tuple((f"{key}___has{i}", t.items.values[i]) for i in sorted(need.has))
-
-        def write_list(fact, value):
-            items = value or ()
-            if empty_key:
-                fact[empty_key] = not items
-            if has:
-                present = set(items)
-                for has_key, v in has:
-                    fact[has_key] = v in present
-        return write_list
-    null_key = key + "___null" if need.null else None
-    encode = _encoder(t) if need.value and t.kind != "object" else None
-    prefixes = tuple((f"{key}___p{n}", n) for n in sorted(need.prefixes))
-
-    def write_value(fact, value):
-        if null_key:
-            fact[null_key] = value is None
-        if value is None:
-            return
-        if encode:
-            fact[key] = encode(value)
-        if prefixes:
-            if type(value) is not str:
-                raise EncodingError("prefix test on a non-string")
-            for prefix_key, n in prefixes:
-                fact[prefix_key] = value[:n]  # a shorter value is itself: never equal to an n-long prefix
-    return write_value
 
 
 # -- conditions -> DNF of engine tests ----------------------------------------------------
@@ -292,12 +160,11 @@ class _Compiler:
                 return member
             return (guard_null + [outside]) if neg else [outside]
         value = encode_scalar(t, operand.value)
+        test = _durable_test(op, neg, key, value)
         if not neg:
-            test = {key: value} if op == "eq" else {_POSITIVE[op]: {key: value}}
             return [dict([*not_null.items(), _test(test)])]
-        if op == "ne":  # not (x != v)  ==  x is null or x == v
-            return guard_null + [dict([*not_null.items(), _test({key: value})])]
-        return guard_null + [dict([*not_null.items(), _test({_NEGATED[op]: {key: value}})])]
+        # not (x < v)  ==  x is null or x >= v (and not (x != v)  ==  x is null or x == v)
+        return guard_null + [dict([*not_null.items(), _test(test)])]
 
     def field_compare(self, c: Compare, neg: bool) -> list[dict]:
         op, t, other_path, ot = c.op, c.type, c.operand.name, c.operand.type
@@ -318,12 +185,17 @@ class _Compiler:
             return ([self.null_term(c.path, t, True)] if neg and t.nullable else []) + terms
         key = self.need(c.path, t, value=True)
         okey = self.need(other_path, ot, value=True)
-        ref = {"$m": okey}
+        test = _durable_test(op, neg, key, {"$m": okey})
         if not neg:
-            test = {key: ref} if op == "eq" else {_POSITIVE[op]: {key: ref}}
             return [dict([*both_present.items(), _test(test)])]
-        test = {key: ref} if op == "ne" else {_NEGATED[op]: {key: ref}}
         return guards_null + [dict([*both_present.items(), _test(test)])]
+
+
+def _durable_test(op: str, neg: bool, key: str, value) -> dict:
+    """The durable_rules test of `key op value` (or of its negation on a non-null value), from the operator table."""
+    spec = OPERATORS[op]
+    name = spec.durable_negated if neg else spec.durable
+    return {key: value} if name is None else {name: {key: value}}
 
 
 def _simplify(terms: list[dict]) -> list[dict]:
@@ -526,22 +398,3 @@ def _split(w: int, units, definition) -> tuple[tuple[SubWave, ...], dict[int, fr
         current.append(unit)
     flush()
     return tuple(subwaves), names
-
-
-
-def build_fact(sub: SubWave, value_of) -> dict:
-    """The flat fact of a sub-wave: every path it needs, from `value_of(parts) -> value`."""
-    fact: dict = {"_w": sub.kind}
-    for parts, write in sub.writers:
-        write(fact, value_of(parts))
-    return fact
-
-
-def build_item_fact(q: CompiledQuantifier, item: dict) -> dict:
-    fact: dict = {"_w": q.kind}
-    for parts, write in q.writers:
-        value = item
-        for part in parts:
-            value = None if value is None else value.get(part)
-        write(fact, value)
-    return fact

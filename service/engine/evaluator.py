@@ -14,7 +14,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from service.engine.compiler import CompiledRuleset, build_fact, build_item_fact
+from service.engine.compiler import CompiledRuleset
+from service.engine.facts import build_fact, build_item_fact
 from service.errors import EvaluationError
 from service.rulesets import expr
 from service.rulesets.model import (

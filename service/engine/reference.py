@@ -17,7 +17,8 @@ from service.rulesets.model import (
     DECISION_ROOT, PARAMS_ROOT, RESULT_ROOT, SEVERITY, USES_ROOT, All, Always, AnyOf, Compare, Not,
     Quantified, Rule, Ruleset, condition_reads,
 )
-from service.rulesets.types import MISSING, TypeSpec
+from service.rulesets.operators import compare
+from service.rulesets.types import MISSING
 
 _OUTCOMES = {v: k for k, v in SEVERITY.items()}
 
@@ -46,48 +47,9 @@ def holds(cond, value_of) -> bool:
     return _compare(cond, value_of)
 
 
-def _rank(t: TypeSpec, value):
-    return t.rank(value) if t.kind == "enum" and t.ordered else value
-
-
 def _compare(c: Compare, value_of) -> bool:
-    value = value_of(c.path)
-    op = c.op
-    if op == "is_null":
-        return (value is None) == c.operand.value
-    if op == "is_empty":
-        return (not value) == c.operand.value
-    if op in ("contains", "contains_any"):
-        wanted = c.operand.value if isinstance(c.operand.value, list) else [c.operand.value]
-        return any(w in (value or []) for w in wanted)
-    if c.operand.kind == "field":
-        other = value_of(c.operand.name)
-        if value is None or other is None:
-            return False
-        if op in ("in", "not_in"):
-            return (value in other) == (op == "in")
-    else:
-        other = c.operand.value
-        if value is None:
-            return False
-    if op == "starts_with":
-        return any(value.startswith(p) for p in other)
-    if op == "in":
-        return value in other
-    if op == "not_in":
-        return value not in other
-    a, b = _rank(c.type, value), _rank(c.type, other)
-    if op == "eq":
-        return a == b
-    if op == "ne":
-        return a != b
-    if op == "lt":
-        return a < b
-    if op == "le":
-        return a <= b
-    if op == "gt":
-        return a > b
-    return a >= b
+    other = value_of(c.operand.name) if c.operand.kind == "field" else c.operand.value
+    return compare(c.op, c.type, value_of(c.path), other)
 
 
 class ReferenceInterpreter:

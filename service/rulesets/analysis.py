@@ -26,6 +26,7 @@ from service.rulesets.model import (
     DECISION_ROOT, RESULT_ROOT, All, Always, AnyOf, Compare, Not, Rule, Ruleset,
     condition_reads,
 )
+from service.rulesets.operators import OPERATORS, compare
 from service.rulesets.types import TypeSpec
 
 MAX_TERMS = 4096
@@ -142,7 +143,7 @@ def dnf(cond, negate=False) -> list[tuple[Lit, ...]]:
         if len(out) > MAX_TERMS:
             raise Inconclusive()
         return out
-    if isinstance(cond, Compare) and cond.op in ("is_empty", "contains", "contains_any") and cond.operand.kind == "literal":
+    if isinstance(cond, Compare) and OPERATORS[cond.op].shape.startswith("list") and cond.operand.kind == "literal":
         return _list_dnf(cond, negate)
     return [(Lit(cond, not negate),)]
 
@@ -178,26 +179,7 @@ def satisfiable(conj: tuple[Lit, ...]) -> bool:
 
 def _holds(atom: Compare, value) -> bool:
     """Does `value` (None = null) satisfy the comparison? Comparisons on null are false."""
-    op, operand, t = atom.op, atom.operand.value, atom.type
-    if op == "is_null":
-        return (value is None) == operand
-    if value is None:
-        return False
-    if op == "eq":
-        return value == operand
-    if op == "ne":
-        return value != operand
-    if op == "in":
-        return value in operand
-    if op == "not_in":
-        return value not in operand
-    if op == "starts_with":
-        return any(value.startswith(p) for p in operand)
-    if t.kind == "enum":
-        a, b = t.rank(value), t.rank(operand)
-    else:
-        a, b = value, operand
-    return {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+    return compare(atom.op, atom.type, value, atom.operand.value)
 
 
 def _path_satisfiable(lits: list[Lit]) -> bool:

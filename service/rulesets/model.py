@@ -74,15 +74,6 @@ class Always:
 
 Cond = Compare | Quantified | All | AnyOf | Not | Always
 
-# Operators, by what they need on the left.
-SCALAR_OPS = ("eq", "ne", "in", "not_in")
-ORDER_OPS = ("lt", "le", "gt", "ge")
-STRING_OPS = ("starts_with",)
-LIST_OPS = ("contains", "contains_any", "is_empty")
-QUANTIFIERS = {"any_item": "any", "all_items": "all"}
-COMPARE_OPS = SCALAR_OPS + ORDER_OPS + STRING_OPS + LIST_OPS + ("is_null",)
-
-
 def condition_reads(cond: Cond, prefix: str = "") -> list[str]:
     """Display paths a condition reads, in order (``mines[*].capacity_mt`` inside lists)."""
     out: list[str] = []
@@ -111,6 +102,25 @@ def condition_reads(cond: Cond, prefix: str = "") -> list[str]:
     return out
 
 
+def condition_params(cond: Cond) -> list[str]:
+    """Parameter names a condition compares with, in order."""
+    out: list[str] = []
+
+    def walk(c):
+        if isinstance(c, Compare):
+            if c.operand.kind == "param" and c.operand.name not in out:
+                out.append(c.operand.name)
+        elif isinstance(c, Quantified):
+            walk(c.cond)
+        elif isinstance(c, (All, AnyOf)):
+            for child in c.children:
+                walk(child)
+        elif isinstance(c, Not):
+            walk(c.child)
+
+    walk(cond)
+    return out
+
 
 # -- values and effects -------------------------------------------------------------
 
@@ -129,6 +139,13 @@ class ValueSource:
             return [self.name]
         if self.kind == "expr":
             return [p for p in expr.paths(self.node) if not p.startswith(PARAMS_ROOT + ".")]
+        return []
+
+    def params_read(self) -> list[str]:
+        if self.kind == "param":
+            return [self.name]
+        if self.kind == "expr":
+            return [p.split(".", 1)[1] for p in expr.paths(self.node) if p.startswith(PARAMS_ROOT + ".")]
         return []
 
     def describe(self):
@@ -168,7 +185,20 @@ class Rule:
 
     @property
     def reads(self) -> list[str]:
+        """Paths its condition (with its stage's gate) reads: input, result, uses, decision."""
         return condition_reads(self.condition)
+
+    @property
+    def effect_reads(self) -> list[str]:
+        """Paths the values it sets or adds read."""
+        return list(dict.fromkeys(p for _, src in self.effect.sets + self.effect.adds for p in src.reads()))
+
+    @property
+    def params_read(self) -> frozenset[str]:
+        """Every parameter it reads: in its condition, its stage's gate, the named conditions
+        these refer to (all inlined in `condition`) and its effect."""
+        return frozenset(condition_params(self.condition)).union(
+            *(src.params_read() for _, src in self.effect.sets + self.effect.adds))
 
 
 @dataclass(frozen=True)

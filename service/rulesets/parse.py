@@ -14,15 +14,13 @@ from dataclasses import replace
 from service.errors import Problem
 from service.rulesets import expr
 from service.rulesets.document import SourceDocument, normalize
+from service.rulesets.conditions import ConditionParser, Scope, expr_kind
 from service.rulesets.model import (
-    COMPARE_OPS, DECISION_ROOT, LIST_OPS, ORDER_OPS, OUTCOME_TYPE, OUTCOMES, PARAMS_ROOT,
-    QUANTIFIERS, RESERVED_ROOTS, RESULT_ROOT, USES_ROOT, All, Always, AnyOf, Compare, Constraint,
-    Effect, Not, Operand, Parameter, Quantified, Reason, Rule, Ruleset, Stage, TestCase, Use,
-    ValueSource, condition_reads,
+    OUTCOMES, PARAMS_ROOT, RESERVED_ROOTS, RESULT_ROOT, All, Always, Constraint, Effect, Parameter, Reason, Rule,
+    Ruleset, Stage, TestCase, Use, ValueSource, condition_reads,
 )
 from service.rulesets.types import (
     MISSING, FieldSpec, TypeContext, TypeSpec, assignable, check_value, parse_date, parse_fields, parse_type,
-    same_domain,
 )
 
 RULESET_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -36,7 +34,6 @@ TOP_LEVEL_KEYS = (
     "rules", "tests",
 )
 MAX_RULES = 2000
-MAX_COND_DEPTH = 30
 
 
 class UsedRuleset:
@@ -102,6 +99,7 @@ class _Parser:
         self.named_raw: dict = {}
         self.used_params: set[str] = set()
         self.used_conditions: set[str] = set()
+        self.conditions = ConditionParser(self)
 
     # -- top level ------------------------------------------------------------
 
@@ -303,7 +301,7 @@ class _Parser:
             self.uses[alias] = Use(alias=alias, ruleset=target, input=tuple(inputs), results=results)
 
     def check_use_input(self, mapping: dict, version: Ruleset, path: str):
-        scope = _Scope(self, stage_index=None)
+        scope = Scope(self, stage_index=None)
         out = []
         target_fields = version.input.field_map
         for name in mapping:
@@ -324,7 +322,7 @@ class _Parser:
             self.report("bad_type", "constraints", "`constraints` is a list")
             return []
         out = []
-        scope = _Scope(self, stage_index=None, inputs_only=True)
+        scope = Scope(self, stage_index=None, inputs_only=True)
         for i, spec in enumerate(raw):
             path = f"constraints[{i}]"
             if not isinstance(spec, dict):
@@ -365,7 +363,7 @@ class _Parser:
                 continue
             gate = None
             if spec.get("when") is not None:
-                gate = self.condition(spec["when"], f"{path}.when", _Scope(self, stage_index=i, own_stage=sid, gate=True), 0)
+                gate = self.conditions.parse(spec["when"], f"{path}.when", Scope(self, stage_index=i, own_stage=sid, gate=True), 0)
             self.stages[sid] = Stage(sid, i, self.text(spec.get("title_zh"), f"{path}.title_zh"),
                                      self.text(spec.get("title_en"), f"{path}.title_en"), gate)
 
@@ -397,8 +395,8 @@ class _Parser:
             if stage is None:
                 self.report("unknown_stage", f"{path}.stage", f"stage {spec.get('stage')!r} is not declared in `stages`")
                 continue
-            scope = _Scope(self, stage_index=stage.index, own_stage=stage.id)
-            when = Always() if spec.get("when") is None else self.condition(spec["when"], f"{path}.when", scope, 0)
+            scope = Scope(self, stage_index=stage.index, own_stage=stage.id)
+            when = Always() if spec.get("when") is None else self.conditions.parse(spec["when"], f"{path}.when", scope, 0)
             effect = self.effect(spec.get("then"), f"{path}.then", scope)
             title_zh = self.text(spec.get("title_zh"), f"{path}.title_zh")
             title_en = self.text(spec.get("title_en"), f"{path}.title_en")
@@ -413,186 +411,6 @@ class _Parser:
             ))
         self.check_result_stages(rules)
         return rules
-
-    # -- conditions -----------------------------------------------------------
-
-    def condition(self, raw, path, scope: "_Scope", depth, refs=()):
-        if depth > MAX_COND_DEPTH:
-            self.report("too_deep", path, f"conditions nest at most {MAX_COND_DEPTH} levels")
-            return None
-        if not isinstance(raw, dict) or not raw:
-            self.report("bad_condition", path, "a condition is a mapping: {all: [...]}, {any: [...]}, {not: ...}, {ref: name}, {always: true} or {field: path, <op>: value}")
-            return None
-        keys = set(raw)
-        if keys in ({"all"}, {"any"}):
-            (key,) = keys
-            items = raw[key]
-            if not isinstance(items, list) or not items:
-                self.report("bad_condition", f"{path}.{key}", f"`{key}` takes a non-empty list of conditions")
-                return None
-            children = [self.condition(c, f"{path}.{key}[{i}]", scope, depth + 1, refs) for i, c in enumerate(items)]
-            if any(c is None for c in children):
-                return None
-            return All(tuple(children)) if key == "all" else AnyOf(tuple(children))
-        if keys == {"not"}:
-            child = self.condition(raw["not"], f"{path}.not", scope, depth + 1, refs)
-            return None if child is None else Not(child)
-        if keys == {"always"}:
-            if raw["always"] is not True:
-                self.report("bad_condition", f"{path}.always", "`always` must be true")
-                return None
-            return Always()
-        if keys == {"ref"}:
-            name = raw["ref"]
-            if name not in self.named_raw:
-                self.report("unknown_condition", f"{path}.ref", f"no named condition {name!r} in `conditions`")
-                return None
-            if name in refs:
-                self.report("condition_cycle", f"{path}.ref", f"named condition {name!r} refers to itself ({' -> '.join(refs + (name,))})")
-                return None
-            self.used_conditions.add(name)
-            return self.condition(self.named_raw[name], f"conditions.{name}", scope, depth + 1, refs + (name,))
-        if "field" in keys:
-            return self.comparison(raw, path, scope, depth, refs)
-        self.report("bad_condition", path, f"unknown condition keys {sorted(map(str, keys))}")
-        return None
-
-    def comparison(self, raw, path, scope, depth, refs):
-        ops = [k for k in raw if k != "field"]
-        if len(ops) != 1:
-            self.report("bad_condition", path, f"a comparison has `field` and exactly one operator out of {', '.join(COMPARE_OPS + tuple(QUANTIFIERS))}")
-            return None
-        op, operand_raw = ops[0], raw[ops[0]]
-        fpath = raw["field"]
-        t = scope.resolve(fpath) if isinstance(fpath, str) else None
-        if t is None:
-            self.report("unknown_field", f"{path}.field", scope.why_unknown(fpath))
-            return None
-        if op in QUANTIFIERS:
-            if t.kind != "list" or t.items.kind != "object":
-                self.report("type_mismatch", f"{path}.{op}", f"`{op}` needs a list of objects; {fpath} is {t.describe()}")
-                return None
-            cond = self.condition(operand_raw, f"{path}.{op}", scope.for_item(t.items), depth + 1, refs)
-            return None if cond is None else Quantified(fpath, QUANTIFIERS[op], cond, t)
-        if op not in COMPARE_OPS:
-            self.report("unknown_operator", f"{path}.{op}", f"unknown operator {op!r}; use one of {', '.join(COMPARE_OPS + tuple(QUANTIFIERS))}")
-            return None
-        operand = self.operand(op, operand_raw, t, f"{path}.{op}", scope, fpath)
-        return None if operand is None else Compare(fpath, op, operand, t)
-
-    def operand(self, op, raw, t: TypeSpec, path, scope, fpath):
-        bad = lambda msg: self.report("type_mismatch", path, msg)  # noqa: E731
-        if op == "is_null":
-            if not isinstance(raw, bool):
-                bad("`is_null` takes true or false")
-                return None
-            if not t.nullable:
-                self.report("never_null", path, f"{fpath} can never be null, so this test is constant")
-                return None
-            return Operand("literal", raw)
-        if op == "is_empty":
-            if t.kind != "list" or not isinstance(raw, bool):
-                bad("`is_empty` takes true or false and needs a list field")
-                return None
-            return Operand("literal", raw)
-        if t.kind == "object":
-            bad(f"{fpath} is an object; compare one of its fields, or use is_null")
-            return None
-        if op in LIST_OPS:
-            if t.kind != "list" or t.items.kind in ("object", "list"):
-                bad(f"`{op}` needs a list of plain values; {fpath} is {t.describe()}")
-                return None
-            return self.value_operand(raw, t.items, path, scope, as_list=(op == "contains_any"))
-        if t.kind == "list":
-            bad(f"{fpath} is a list; use contains, contains_any, is_empty, any_item or all_items")
-            return None
-        if op in ORDER_OPS and not t.orderable:
-            bad(f"`{op}` needs a number, a date or an ordered enum; {fpath} is {t.describe()}")
-            return None
-        if op == "starts_with":
-            if t.kind != "string":
-                bad(f"`starts_with` needs a string; {fpath} is {t.describe()}")
-                return None
-            if t.max_length is None or t.max_length > 64:
-                bad(f"`starts_with` needs a string field with max_length of at most 64; {fpath} has {t.max_length}")
-                return None
-            operand = self.value_operand(raw, TypeSpec("string", max_length=64, min_length=1), path, scope, as_list=True, list_or_single=True)
-            return operand
-        if t.kind == "boolean" and op not in ("eq", "ne"):
-            bad("booleans are tested with eq or ne")
-            return None
-        if op in ("in", "not_in"):
-            return self.value_operand(raw, t.non_null(), path, scope, as_list=True)
-        return self.value_operand(raw, t.non_null(), path, scope, as_list=False)
-
-    def value_operand(self, raw, t: TypeSpec, path, scope, *, as_list, list_or_single=False):
-        """A literal / {param} / {field} operand whose values must be of type `t` (or a list of them)."""
-        if isinstance(raw, dict) and set(raw) == {"param"}:
-            param = self.params.get(raw["param"])
-            if param is None:
-                self.report("unknown_parameter", f"{path}.param", f"no parameter {raw['param']!r} in `parameters`")
-                return None
-            self.used_params.add(param.name)
-            values = param.value
-            if as_list and not isinstance(values, list):
-                if not list_or_single:
-                    self.report("type_mismatch", f"{path}.param", f"parameter {param.name} must be a list here")
-                    return None
-                values = [values]
-            if not as_list and isinstance(values, list):
-                self.report("type_mismatch", f"{path}.param", f"parameter {param.name} is a list; use `in`")
-                return None
-            checked = self.check_literals(values, t, f"{path}.param", f"parameter {param.name}")
-            return None if checked is None else Operand("param", checked, name=param.name)
-        if isinstance(raw, dict) and set(raw) == {"field"}:
-            if scope.item is not None:
-                self.report("bad_operand", f"{path}.field", "inside any_item/all_items, compare with values or parameters, not other fields")
-                return None
-            other = scope.resolve(raw["field"]) if isinstance(raw["field"], str) else None
-            if other is None:
-                self.report("unknown_field", f"{path}.field", scope.why_unknown(raw["field"]))
-                return None
-            want_list = as_list and not list_or_single
-            if want_list:
-                if other.kind != "list" or not same_domain(other.items, t):
-                    self.report("type_mismatch", f"{path}.field", f"{raw['field']} must be a list of {t.describe()}")
-                    return None
-            elif other.kind == "list" or not same_domain(other, t):
-                self.report("type_mismatch", f"{path}.field", f"{raw['field']} ({other.describe()}) cannot be compared with {t.describe()}")
-                return None
-            return Operand("field", name=raw["field"], type=other)
-        if isinstance(raw, dict):
-            self.report("bad_operand", path, "an operand is a value, a list, {param: name} or {field: path}")
-            return None
-        if as_list and not isinstance(raw, list):
-            if not list_or_single:
-                self.report("type_mismatch", path, "expected a list of values")
-                return None
-            raw = [raw]
-        if not as_list and isinstance(raw, list):
-            self.report("type_mismatch", path, "expected a single value; use `in` for a list")
-            return None
-        checked = self.check_literals(raw, t, path, "value")
-        return None if checked is None else Operand("literal", checked)
-
-    def check_literals(self, values, t, path, what):
-        if isinstance(values, list):
-            if not values:
-                self.report("type_mismatch", path, f"{what}: the list is empty")
-                return None
-            out = []
-            for i, v in enumerate(values):
-                ok, nv = check_value(t, v)
-                if not ok:
-                    self.report("type_mismatch", f"{path}[{i}]" if what == "value" else path, f"{what}: {v!r} is not a valid {t.describe()}: {nv}")
-                    return None
-                out.append(nv)
-            return out
-        ok, nv = check_value(t, values)
-        if not ok:
-            self.report("type_mismatch", path, f"{what}: {values!r} is not a valid {t.describe()}: {nv}")
-            return None
-        return nv
 
     # -- effects ----------------------------------------------------------------
 
@@ -640,7 +458,7 @@ class _Parser:
             if not allow_expr:
                 self.report("bad_value", path, "an expression is not allowed here")
                 return None
-            node = self.expression(raw["expr"], f"{path}.expr", scope, want=_expr_kind(want))
+            node = self.expression(raw["expr"], f"{path}.expr", scope, want=expr_kind(want))
             return None if node is None else ValueSource("expr", name=raw["expr"], node=node)
         if isinstance(raw, dict) and set(raw) == {"param"}:
             param = self.params.get(raw["param"])
@@ -847,12 +665,6 @@ def _conjoin(gate, when):
     return All((gate, when))
 
 
-def _expr_kind(t: TypeSpec) -> str | None:
-    if t.numeric:
-        return "number"
-    return {"string": "string", "enum": "string", "boolean": "boolean", "date": "date"}.get(t.kind)
-
-
 def _common_results(versions: list[Ruleset], report, path) -> dict[str, FieldSpec]:
     """Results readable through `uses`: those every loaded version declares with the same type."""
     first = versions[0].results
@@ -861,92 +673,3 @@ def _common_results(versions: list[Ruleset], report, path) -> dict[str, FieldSpe
         if all(name in v.results and v.results[name].type == f.type for v in versions[1:]):
             out[name] = f
     return out
-
-
-class _Scope:
-    """Resolves the paths a condition or expression may read, with their types."""
-
-    def __init__(self, parser: _Parser, stage_index, own_stage=None, gate=False, inputs_only=False, item: TypeSpec | None = None):
-        self.p = parser
-        self.stage_index = stage_index
-        self.own_stage = own_stage
-        self.gate = gate
-        self.inputs_only = inputs_only
-        self.item = item
-
-    def for_item(self, item_type: TypeSpec) -> "_Scope":
-        return _Scope(self.p, self.stage_index, self.own_stage, self.gate, self.inputs_only, item=item_type)
-
-    def resolve(self, path) -> TypeSpec | None:
-        if not isinstance(path, str) or not path:
-            return None
-        parts = path.split(".")
-        if self.item is not None:
-            return _walk_object(self.item, parts)
-        root = parts[0]
-        if root == RESULT_ROOT and not self.inputs_only:
-            if len(parts) != 2 or parts[1] not in self.p.results:
-                return None
-            return self.p.results[parts[1]].type
-        if root == USES_ROOT and not self.inputs_only:
-            if len(parts) != 3 or parts[1] not in self.p.uses:
-                return None
-            if parts[2] == "outcome":
-                return OUTCOME_TYPE
-            f = self.p.uses[parts[1]].results.get(parts[2])
-            if f is None:
-                return None
-            return f.type if f.type.kind == "list" else replace(f.type, nullable=True)
-        if root == DECISION_ROOT and not self.inputs_only:
-            return OUTCOME_TYPE if parts[1:] == ["outcome"] else None
-        if root == PARAMS_ROOT:
-            return None
-        return _walk_object(self.p.input, parts)
-
-    def expr_type(self, path) -> expr.ExprType | None:
-        if path.startswith(PARAMS_ROOT + "."):
-            param = self.p.params.get(path.split(".", 1)[1])
-            if param is None or param.type.kind in ("list", "object"):
-                return None
-            return _to_expr_type(param.type)
-        t = self.resolve(path)
-        if t is None or t.kind == "list":
-            return None
-        if t.kind == "object":  # only comparable with null
-            return expr.ExprType("object", t.nullable)
-        return _to_expr_type(t)
-
-    def why_unknown(self, path) -> str:
-        if not isinstance(path, str):
-            return "`field` must be a dotted path string"
-        if self.item is not None:
-            return f"{path!r} is not a field of the list item (paths inside any_item/all_items are relative to one item)"
-        root = path.split(".")[0]
-        if root == RESULT_ROOT:
-            return f"{path!r}: no such result in `results`"
-        if root == USES_ROOT:
-            return f"{path!r}: no such `uses` alias or result of the used ruleset"
-        if root == DECISION_ROOT:
-            return f"{path!r}: only decision.outcome can be read"
-        return f"{path!r} is not declared in `input`"
-
-
-def _walk_object(t: TypeSpec, parts) -> TypeSpec | None:
-    nullable = False
-    for i, part in enumerate(parts):
-        if t.kind != "object":
-            return None
-        f = t.field_map.get(part)
-        if f is None:
-            return None
-        t = f.type
-        if i < len(parts) - 1 and t.nullable:
-            nullable = True
-    if nullable and t.kind != "list":
-        t = replace(t, nullable=True)
-    return t
-
-
-def _to_expr_type(t: TypeSpec) -> expr.ExprType:
-    kind = _expr_kind(t) or "string"
-    return expr.ExprType(kind, t.nullable)

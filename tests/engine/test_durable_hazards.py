@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from service.engine import durable
-from service.engine.compiler import EncodingError, encode_scalar
+from service.engine.facts import EncodingError, encode_scalar
 from service.errors import InvalidInput
 from service.rulesets.types import TypeSpec
 
