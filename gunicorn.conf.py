@@ -6,6 +6,7 @@ builds the app itself after fork and compiles the rulesets into its own engine.
 """
 import multiprocessing
 import os
+import secrets
 import shutil
 import tempfile
 
@@ -30,6 +31,11 @@ logger_class = "service.accesslog.JsonAccessLogger"
 # Prometheus multiprocess mode: every worker writes its samples under this directory.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="credit-rules-metrics-")
+
+# Without CONSOLE_SECRET_KEY the console signs sessions with a key made here, once per server,
+# so that all its workers share it (the app logs a warning; sessions end at restart).
+if not os.environ.get("CONSOLE_SECRET_KEY"):
+    os.environ.setdefault("CONSOLE_SECRET_KEY_GENERATED", secrets.token_urlsafe(48))
 
 
 def on_starting(server):

@@ -15,6 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.api.http import assign_request_id
     from service.catalog import Catalog
     from service.config import Settings
+    from service.console import init_console
     from service.decisionlog import SchemaNotMigrated, StoreUnavailable, open_store
     from service.decisions import Clock, DecisionService
     from service.metrics import get_metrics
@@ -45,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     for blueprint in (decisions.bp, audit.bp, rulesets.bp, ops.bp):
         app.register_blueprint(blueprint)
+    init_console(app)
 
     @app.before_request
     def _start():

@@ -24,6 +24,8 @@ class Settings:
     registry_refresh_seconds: float = 1.0
     hmac_key: bytes | None = None
     retention_days: int | None = None
+    console_secret_key: str | None = None  # signs the console's session cookie (CONSOLE_SECRET_KEY)
+    console_cookie_secure: bool = False  # CONSOLE_COOKIE_SECURE=1 behind TLS: the cookie is sent over https only
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -42,6 +44,8 @@ class Settings:
                 registry_refresh_seconds=float(env.get("REGISTRY_REFRESH_SECONDS", defaults.registry_refresh_seconds)),
                 hmac_key=key.encode("utf-8") if key else None,
                 retention_days=int(retention) if retention else None,
+                console_secret_key=env.get("CONSOLE_SECRET_KEY") or None,
+                console_cookie_secure=env.get("CONSOLE_COOKIE_SECURE", "") in ("1", "true", "yes"),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid configuration: {exc}") from None

@@ -169,10 +169,15 @@ def _roles_of(token: str, tokens: dict[str, frozenset[str]]) -> frozenset[str] |
 
 def caller_roles() -> frozenset[str]:
     """Roles of this request's caller. Open mode (RULES_API_TOKENS unset): evaluate and read only."""
+    return token_roles(_bearer_token() if current_app.config["SETTINGS"].tokens is not None else None)
+
+
+def token_roles(token: str | None) -> frozenset[str]:
+    """The roles `token` carries: the one role lookup, used by the API (bearer header) and the
+    console (its signed session). Open mode: evaluate and read, whatever the token."""
     tokens = current_app.config["SETTINGS"].tokens
     if tokens is None:
         return frozenset({"evaluate", "read"})
-    token = _bearer_token()
     if token is None:
         raise ApiError(401, "unauthorized", "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     roles = _roles_of(token, tokens)
@@ -181,18 +186,23 @@ def caller_roles() -> frozenset[str]:
     return roles | {"read"}
 
 
+def check_roles(roles: frozenset[str], needed) -> None:
+    """403 unless `roles` holds every role in `needed`."""
+    missing = [r for r in needed if r not in roles]
+    if missing:
+        if current_app.config["SETTINGS"].tokens is None:
+            raise ApiError(403, "forbidden", f"the {'/'.join(missing)} role is not available: "
+                           "RULES_API_TOKENS is not set, so only evaluation and reading are open")
+        raise ApiError(403, "forbidden", f"this token lacks the {'/'.join(missing)} role")
+
+
 def require(*needed: str):
     """Decorator: the caller needs every role in `needed` ("read" = any valid token)."""
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             roles = caller_roles()
-            missing = [r for r in needed if r not in roles]
-            if missing:
-                if current_app.config["SETTINGS"].tokens is None:
-                    raise ApiError(403, "forbidden", f"the {'/'.join(missing)} role is not available: "
-                                   "RULES_API_TOKENS is not set, so only evaluation and reading are open")
-                raise ApiError(403, "forbidden", f"this token lacks the {'/'.join(missing)} role")
+            check_roles(roles, needed)
             g.caller_roles = roles
             return view(*args, **kwargs)
         return wrapper
@@ -201,10 +211,13 @@ def require(*needed: str):
 
 def caller_name() -> str | None:
     """A non-secret label for who published/retired (never the token itself)."""
-    tokens = current_app.config["SETTINGS"].tokens
-    if tokens is None:
+    if current_app.config["SETTINGS"].tokens is None:
         return None
-    token = _bearer_token()
-    if token is None:
+    return token_identity(_bearer_token())
+
+
+def token_identity(token: str | None) -> str | None:
+    """The non-secret identity of a token, as the registry and the log record it."""
+    if token is None or current_app.config["SETTINGS"].tokens is None:
         return None
     return "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]

@@ -258,5 +258,5 @@ def decision_query(filters, *, after_seq: int, upto_seq: int | None, limit: int,
         clauses.append(f"evaluated_at < {placeholder}")
         params.append(time_param(filters.time_to))
     sql = (f"SELECT {', '.join(columns)} FROM decisions WHERE {' AND '.join(clauses)} "
-           f"ORDER BY seq LIMIT {placeholder}")
+           f"ORDER BY seq{' DESC' if filters.newest_first else ''} LIMIT {placeholder}")
     return sql, (*params, limit)

@@ -148,6 +148,7 @@ class DecisionFilter:
     rule_id: str | None = None
     time_from: dt.datetime | None = None
     time_to: dt.datetime | None = None
+    newest_first: bool = False  # order by seq descending (the console lists the latest first)
 
 
 def _filter(**criteria: Any) -> DecisionFilter:
@@ -157,18 +158,18 @@ def _filter(**criteria: Any) -> DecisionFilter:
     return DecisionFilter(**criteria)
 
 
-def encode_cursor(after_seq: int) -> str:
-    """Opaque page cursor: the last seq of the previous page."""
-    text = json.dumps({"after": after_seq}, separators=(",", ":"))
+def encode_cursor(after_seq: int, direction: str = "after") -> str:
+    """Opaque page cursor: the last seq of the previous page (`before` it when newest first)."""
+    text = json.dumps({direction: after_seq}, separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
-    """The seq a cursor points after; ValueError if it is not one of ours."""
+def decode_cursor(cursor: str, direction: str = "after") -> int:
+    """The seq a cursor points after (or before); ValueError if it is not one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        after_seq = value["after"]
+        after_seq = value[direction]
     except (binascii.Error, UnicodeError, ValueError, TypeError, KeyError, AttributeError):
         raise ValueError("invalid cursor") from None
     if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
@@ -275,18 +276,26 @@ class Store(abc.ABC):
         time_to: dt.datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[DecisionSummary], str | None]:
-        """One page in seq order and the cursor of the next page (None on the last)."""
+        """One page in seq order (descending when `newest_first`) and the cursor of the next
+        page (None on the last)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
-        after_seq = decode_cursor(cursor) if cursor is not None else 0
+        direction = "before" if newest_first else "after"
+        at_seq = decode_cursor(cursor, direction) if cursor is not None else None
         filters = _filter(application_id=application_id, ruleset=ruleset, version=version,
-                          outcome=outcome, rule_id=rule_id, time_from=time_from, time_to=time_to)
+                          outcome=outcome, rule_id=rule_id, time_from=time_from, time_to=time_to,
+                          newest_first=newest_first)
         # one extra row tells whether there is a next page
-        rows = self._select_decisions(filters, after_seq=after_seq, upto_seq=None,
-                                      limit=limit + 1, with_payloads=False)
+        if newest_first:
+            rows = self._select_decisions(filters, after_seq=0, upto_seq=None if at_seq is None else at_seq - 1,
+                                          limit=limit + 1, with_payloads=False)
+        else:
+            rows = self._select_decisions(filters, after_seq=at_seq or 0, upto_seq=None,
+                                          limit=limit + 1, with_payloads=False)
         page = [row.to_summary() for row in rows[:limit]]
-        next_cursor = encode_cursor(page[-1].seq) if len(rows) > limit else None
+        next_cursor = encode_cursor(page[-1].seq, direction) if len(rows) > limit else None
         return page, next_cursor
 
     def iter_decisions(

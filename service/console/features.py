@@ -1,0 +1,126 @@
+"""What the console shows of features that live in other parts of the service (four-eyes
+publishing, rollouts, jobs, record integrity, signed checkpoints). Each is read from the
+service object that implements it; when this deployment has no such object, the page says
+"not available" instead of pretending.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+# -- decision log -----------------------------------------------------------------------------
+
+
+def integrity(record, store) -> dict[str, Any] | None:
+    """{"hash_ok", "link_ok"} of a logged record, recomputed by the store; None if it cannot."""
+    value = getattr(record, "integrity", None)
+    if value is None and hasattr(store, "check_integrity"):
+        value = store.check_integrity(record)
+    if value is None:
+        return None
+    return value if isinstance(value, dict) else {"hash_ok": value.hash_ok, "link_ok": value.link_ok}
+
+
+def shadow_of(record) -> dict | None:
+    return getattr(record, "shadow", None)
+
+
+def chain_head(store) -> dict[str, Any] | None:
+    """The newest record's seq and hash (the chain head when the chain is intact)."""
+    if hasattr(store, "chain_head"):
+        head = store.chain_head()
+        return head if isinstance(head, dict) else {"seq": head[0], "hash": head[1]}
+    items, _ = store.search_decisions(limit=1, newest_first=True)
+    if not items:
+        return {"seq": 0, "hash": "0" * 64, "evaluated_at": None}
+    record = store.get_decision(items[0].decision_id)
+    return {"seq": record.seq, "hash": record.hash, "evaluated_at": record.evaluated_at}
+
+
+def checkpoints_available(app) -> bool:
+    return "checkpoints" in app.extensions
+
+
+def latest_checkpoint(app) -> dict | None:
+    service = app.extensions.get("checkpoints")
+    if service is None:
+        return None
+    items = service.list(limit=1) if hasattr(service, "list") else []
+    return items[0] if items else None
+
+
+# -- registry: status, history, four-eyes ----------------------------------------------------
+
+
+def version_status(catalog, lv) -> str:
+    if hasattr(catalog, "status_of"):
+        return catalog.status_of(lv.name, lv.version)
+    return "retired" if lv.retired else lv.ruleset.status
+
+
+def history(catalog, name: str, version: str) -> list[dict] | None:
+    if not hasattr(catalog, "history"):
+        return None
+    return catalog.history(name, version)
+
+
+def approver(catalog, name: str, version: str) -> str | None:
+    for event in history(catalog, name, version) or []:
+        if event.get("action") in ("approved", "approve"):
+            return event.get("identity") or event.get("by")
+    return None
+
+
+def four_eyes_available(catalog) -> bool:
+    return hasattr(catalog, "approve") and hasattr(catalog, "reject")
+
+
+def proposals(catalog, store) -> list[dict]:
+    out = []
+    rows = {(r.name, r.version): r for r in store.list_versions()}
+    for name in catalog.registry.names():
+        for lv in catalog.versions(name):
+            if version_status(catalog, lv) == "proposed":
+                row = rows.get((name, lv.version))
+                out.append({"name": name, "lv": lv, "proposer": row.published_by if row else None,
+                            "published_at": row.published_at if row else None})
+    return out
+
+
+def version_in_force(catalog, name: str, lv) -> str | None:
+    """The version a proposal would replace: the newest active one other than itself."""
+    active = [v for v in catalog.versions(name) if v.version != lv.version and version_status(catalog, v) == "active"]
+    return active[-1].version if active else None
+
+
+def review(catalog, name: str, version: str, decision: str, identity: str | None, comment: str | None):
+    action = catalog.approve if decision == "approve" else catalog.reject
+    return action(name, version, identity, comment)
+
+
+# -- rollouts and jobs ----------------------------------------------------------------------
+
+
+def rollouts_available(app) -> bool:
+    return "rollouts" in app.extensions
+
+
+def rollouts(app) -> list[dict]:
+    return app.extensions["rollouts"].list()
+
+
+def rollout_report(app, name: str):
+    service = app.extensions["rollouts"]
+    return service.get(name), service.report(name)
+
+
+def jobs_available(app) -> bool:
+    return "jobs" in app.extensions
+
+
+def jobs(app) -> list[dict]:
+    return app.extensions["jobs"].list()
+
+
+def job(app, job_id: str) -> dict:
+    return app.extensions["jobs"].get(job_id)
