@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 from flask import (Blueprint, Response, current_app, redirect, render_template, request, session,
                    stream_with_context, url_for)
-from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from service.api.errors import ApiError
@@ -552,4 +551,11 @@ def job(job_id: str):
     return render_template("console/job.html", job=item, running=item["status"] in ("queued", "running"))
 
 
-__all__ = ["bp", "Markup"]
+@bp.route("/<path:anything>", methods=["GET", "POST"])
+def unknown_page(anything: str):
+    # Unknown console paths get the console's HTML 404 rather than the API's problem+json.
+    from werkzeug.exceptions import NotFound as PageNotFound
+    raise PageNotFound("no such page in the console")
+
+
+__all__ = ["bp"]

@@ -16,6 +16,9 @@ import requests
 from tests.console.conftest import decide
 from tests.server import AUDIT, EVALUATE
 
+# One gunicorn and one Chromium per module (~40-60 s to start on a busy 2-core machine).
+pytestmark = pytest.mark.slow
+
 STAGES = ("scope", "prohibition", "targeting", "rating_floor", "mode", "product", "routing")
 seeded: dict[str, dict] = {}
 
