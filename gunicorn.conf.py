@@ -2,13 +2,16 @@
 
 Sync workers (one request at a time each, no threads: durable_rules' C extension holds
 the GIL and its state is per process), as many as the CPUs can keep busy. Each worker
-builds the app itself after fork and compiles the rulesets into its own engine.
+builds the app itself after fork (its own store connections); the shipped rulesets are
+parsed and compiled once, in the master before forking (`on_starting`), and every worker
+starts from those (service/decision_engine/registry.py, keyed by sha256).
 """
 import multiprocessing
 import os
 import secrets
 import shutil
 import tempfile
+import time
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -42,6 +45,35 @@ def on_starting(server):
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)
+    _compile_shipped(server)
+
+
+def _compile_shipped(server):
+    """Compile once for all workers (durable_rules networks built before fork work in the
+    children: tests/decision_engine/test_startup.py). No store is opened here."""
+    from service.config import Settings
+    from service.decision_engine.registry import warm
+
+    started = time.monotonic()
+    directory = Settings.from_env().rulesets_dir
+    try:
+        count = warm(directory) if directory and os.path.isdir(directory) else 0
+    except Exception:  # noqa: BLE001 - each worker loads (and reports) the rulesets itself
+        server.log.exception("compiling the shipped rulesets before fork failed")
+        return
+    server.log.info("compiled %d shipped ruleset versions in %.2f s (shared by every worker)",
+                    count, time.monotonic() - started)
+
+
+def post_fork(server, worker):
+    worker.forked_at = time.monotonic()
+
+
+def post_worker_init(worker):
+    catalog = worker.wsgi.extensions.get("catalog") if hasattr(worker.wsgi, "extensions") else None
+    loaded = len(catalog.registry.all()) if catalog is not None else 0
+    worker.log.info("worker %s ready in %.2f s (%d ruleset versions loaded)",
+                    worker.pid, time.monotonic() - getattr(worker, "forked_at", time.monotonic()), loaded)
 
 
 def child_exit(server, worker):

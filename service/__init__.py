@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, g, request
-
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the WSGI app. `config` overrides settings read from the environment
     (keys of service.config.Settings, plus `clock` for tests)."""
+    from flask import Flask, g, request  # here, not at module level: `import service` stays cheap
+
     from service.api import audit, decisions, ops, rulesets
     from service.api.errors import register_error_handlers
     from service.api.http import assign_request_id

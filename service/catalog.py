@@ -19,6 +19,7 @@ from service.decisionlog import RulesetVersionRow, Store, StoreUnavailable, Vers
 from service.errors import InvalidRuleset, Problem, UnknownRuleset
 from service.rulesets.document import DocumentError, parse_document
 from service.decision_engine import Engine, LoadedVersion, Registry, version_key
+from service.decision_engine.registry import read_document
 
 log = logging.getLogger("service.catalog")
 
@@ -42,7 +43,7 @@ class Catalog:
         self._lock = threading.RLock()
         self.load_errors: dict[str, list[Problem]] = {}
         self._seeded = False
-        self._shipped: list[LoadedVersion] | None = None
+        self._shipped: list[tuple[str, str, str]] | None = None
 
     # -- start and refresh ---------------------------------------------------------
 
@@ -57,23 +58,47 @@ class Catalog:
         if self._seeded:
             return
         if self._shipped is None:
-            self._shipped = []
-            if self.shipped_dir is not None and self.shipped_dir.is_dir():
-                staging = Registry()
-                failures = staging.load_directory(self.shipped_dir)
-                if failures:
-                    raise InvalidRuleset(f"shipped rulesets in {self.shipped_dir} do not load: {sorted(failures)}",
-                                         [p for problems in failures.values() for p in problems])
-                self._shipped = staging.all()
-        for lv in self._shipped:
-            row = self.store.get_version(lv.name, lv.version)
-            if row is not None and row.sha256 != lv.ruleset.sha256:
-                raise VersionConflict(f"shipped {lv.name} {lv.version} differs from the published version "
+            self._shipped = self._read_shipped()
+        staged = None
+        for name, version, sha256 in self._shipped:
+            row = self.store.get_version(name, version)
+            if row is not None and row.sha256 != sha256:
+                raise VersionConflict(f"shipped {name} {version} differs from the published version "
                                       f"(sha256 {row.sha256[:12]}); publish a new version instead of editing a released file")
             if row is None:
+                staged = staged or self._stage_shipped()
+                lv = staged[(name, version)]
                 self.store.publish_version(lv.name, lv.version, lv.ruleset.sha256, lv.ruleset_canonical_json,
                                            lv.source_text, lv.source_format, "shipped")
         self._seeded = True
+
+    def _read_shipped(self) -> list[tuple[str, str, str]]:
+        """(name, version, sha256) of every shipped file: read and hashed only."""
+        if self.shipped_dir is None or not self.shipped_dir.is_dir():
+            return []
+        out = []
+        for path in sorted(p for p in self.shipped_dir.glob("*/*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()):
+            try:
+                doc = read_document(path.read_bytes(), "json" if path.suffix == ".json" else "yaml")
+            except DocumentError:
+                self._stage_shipped()  # raises, naming every file that does not load
+                raise
+            data = doc.data if isinstance(doc.data, dict) else {}
+            name, version = data.get("name"), data.get("version")
+            if name != path.parent.name or version != path.stem:
+                self._stage_shipped()
+            out.append((name, version, doc.sha256))
+        return out
+
+    def _stage_shipped(self) -> dict[tuple[str, str], LoadedVersion]:
+        """Every shipped version through every check and its embedded tests, as publishing
+        does: needed only for those the store does not hold yet (a first start, a new file)."""
+        staging = Registry()
+        failures = staging.load_directory(self.shipped_dir)
+        if failures:
+            raise InvalidRuleset(f"shipped rulesets in {self.shipped_dir} do not load: {sorted(failures)}",
+                                 [p for problems in failures.values() for p in problems])
+        return {(lv.name, lv.version): lv for lv in staging.all()}
 
     def sync(self, *, force: bool = False) -> None:
         """Load versions published (or retired) since the last look."""
@@ -104,12 +129,13 @@ class Catalog:
             progressed = False
             for row in list(pending):
                 try:
-                    doc = parse_document(row.source_text, row.source_format)
+                    doc = read_document(row.source_text, row.source_format)
                 except DocumentError as exc:
                     self.load_errors[f"{row.name}@{row.version}"] = exc.problems
                     pending.remove(row)
                     continue
-                lv, problems = self.registry.prepare(doc, run_tests=False)
+                # Accepted when it was published (every check, its tests): compile only.
+                lv, problems = self.registry.prepare(doc, run_tests=False, checks=row.sha256 != doc.sha256)
                 if lv is None:
                     if any(p.code == "unknown_ruleset" for p in problems) and len(pending) > 1:
                         continue  # its used ruleset may load later in this pass

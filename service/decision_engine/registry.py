@@ -5,7 +5,14 @@ parsed ruleset, its compiled durable_rules network and its input validator.
 
     text -> parse_document -> parse_ruleset -> static checks -> compile -> embedded tests
 
-A version enters the registry only when every step passes. Evaluation picks a version by
+A version enters the registry only when every step passes. What a step produced is
+shared within the process, keyed by content (sha256): a document text is parsed once, and
+a version with the same sha256 and the same used versions is compiled once, however many
+registries load it (the gunicorn master compiles the shipped rulesets before forking, see
+`warm`). A version the store already accepted is loaded without its static checks and
+embedded tests (`checks=False`): they passed when it was published, on this same code path.
+
+Evaluation picks a version by
 pin or by `as_of` (the active version whose effective window contains the date; the
 latest effective_from wins, then the highest version), evaluates the rulesets it
 `uses` for the same `as_of`, then itself.
@@ -13,15 +20,16 @@ latest effective_from wins, then the highest version), evaluates the rulesets it
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from service import canonical
 from service.engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 from service.engine.evaluator import Evaluation, Evaluator
 from service.errors import InvalidRuleset, Problem, RulesetUnavailable, UnknownRuleset, UnresolvableDependency
-from service.rulesets.analysis import conflicting_rules, static_check, unreachable_rules
+from service.rulesets.analysis import conflicting_rules, plan_waves, static_check, unreachable_rules
 from service.rulesets.document import DocumentError, SourceDocument, parse_document
 from service.rulesets.model import Ruleset, Use
 from service.rulesets.testing import TestReport
@@ -46,6 +54,8 @@ class LoadedVersion:
     retired: bool = False
     warnings: list[Problem] = field(default_factory=list)
     test_report: TestReport | None = None  # from the embedded tests run when it was prepared
+    checked: bool = True  # static checks ran (False: loaded as already accepted by the store)
+    cache_key: tuple | None = field(default=None, repr=False)  # (sha256, used versions' sha256s)
 
     @property
     def name(self) -> str:
@@ -59,6 +69,34 @@ class LoadedVersion:
     @property
     def version(self) -> str:
         return self.ruleset.version
+
+
+# Process-wide, content-keyed: shared by every registry of the process and, when filled in the
+# gunicorn master (`warm`), by every forked worker. Only loaded (accepted or shipped)
+# documents and versions are kept, never those merely validated.
+_DOCUMENTS: dict[tuple[str, str], SourceDocument] = {}
+_PREPARED: dict[tuple, LoadedVersion] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def read_document(text: str | bytes, source_format: str | None) -> SourceDocument:
+    """parse_document, once per distinct text (a parsed document is never modified)."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    key = (hashlib.sha256(raw).hexdigest(), source_format or "")
+    doc = _DOCUMENTS.get(key)
+    if doc is None:
+        doc = parse_document(text, source_format)
+        with _CACHE_LOCK:
+            doc = _DOCUMENTS.setdefault(key, doc)
+    return doc
+
+
+def warm(directory: str | Path) -> int:
+    """Parse and compile every version under `directory` into the process caches (no store,
+    no checks); returns how many loaded. Run before fork, the workers start from them."""
+    registry = Registry()
+    registry.load_directory(directory, run_tests=False, checks=False)
+    return len(registry.all())
 
 
 class Registry:
@@ -83,6 +121,11 @@ class Registry:
     def add(self, lv: LoadedVersion) -> None:
         with self._lock:
             self._versions.setdefault(lv.name, {})[lv.version] = lv
+        if lv.cache_key is not None:
+            with _CACHE_LOCK:
+                known = _PREPARED.get(lv.cache_key)
+                if known is None or (lv.checked and not known.checked):
+                    _PREPARED[lv.cache_key] = lv
 
     def mark_retired(self, name: str, version: str) -> None:
         lv = self.get(name, version)
@@ -94,11 +137,29 @@ class Registry:
 
     # -- the load pipeline ------------------------------------------------------
 
-    def prepare(self, doc: SourceDocument, *, run_tests: bool = True) -> tuple[LoadedVersion | None, list[Problem]]:
-        """Parse, check, compile and test a document against this registry. Nothing is added."""
+    def prepare(self, doc: SourceDocument, *, run_tests: bool = True,
+                checks: bool = True) -> tuple[LoadedVersion | None, list[Problem]]:
+        """Parse, check, compile and test a document against this registry. Nothing is added.
+
+        `checks=False` (a version the store already accepted) skips the reachability and
+        conflict analysis; the wave plan, which compiling needs, is always made."""
         uses = doc.data.get("uses") if isinstance(doc.data, dict) else None
         used_names = [u.get("ruleset") for u in uses.values() if isinstance(u, dict)] if isinstance(uses, dict) else []
-        ruleset, problems = parse_ruleset(doc, self.used_map([n for n in used_names if isinstance(n, str)]))
+        used = self.used_map(sorted({n for n in used_names if isinstance(n, str)}))
+        key = (doc.sha256, tuple((n, tuple(r.sha256 for r in u.versions)) for n, u in used.items()))
+        known = _PREPARED.get(key)
+        if known is not None and not doc.problems and (known.checked or not checks):
+            # Its own retired flag, and the text it was loaded from (the same content may be YAML or JSON).
+            lv = replace(known, retired=False, source_text=doc.source_text, source_format=doc.source_format)
+            problems = list(lv.warnings)
+            if run_tests and lv.test_report is None:
+                report = lv.test_report = run_embedded_tests(lv, self)
+                problems += report.problems()
+                lv.warnings = [p for p in problems if p.severity != "error"]
+                if any(p.severity == "error" for p in problems):
+                    return None, problems
+            return lv, problems
+        ruleset, problems = parse_ruleset(doc, used)
         problems = doc.problems + problems
         if ruleset is None:
             return None, problems
@@ -106,7 +167,7 @@ class Registry:
         if any(p.severity == "error" for p in problems):
             # Not loadable, but list what the static checks see in the rules that parsed too.
             return None, problems + locate(unreachable_rules(ruleset) + conflicting_rules(ruleset))
-        plan, static_problems = static_check(ruleset)
+        plan, static_problems = static_check(ruleset) if checks else plan_waves(ruleset)
         problems = problems + locate(static_problems)
         if plan is None or any(p.severity == "error" for p in problems):
             return None, problems
@@ -116,7 +177,7 @@ class Registry:
             return None, problems + [Problem("engine_limit", "rules", str(exc))]
         lv = LoadedVersion(ruleset=ruleset, compiled=compiled, evaluator=Evaluator(compiled),
                            validator=InputValidator(ruleset), source_text=doc.source_text,
-                           source_format=doc.source_format)
+                           source_format=doc.source_format, checked=checks, cache_key=key)
         if run_tests:
             report = lv.test_report = run_embedded_tests(lv, self)
             problems = problems + report.problems()
@@ -137,18 +198,19 @@ class Registry:
         self.add(lv)
         return lv
 
-    def load_directory(self, directory: str | Path, *, run_tests: bool = True) -> dict[str, list[Problem]]:
-        """Load every `<name>/<version>.yaml|json` under a directory, used rulesets first.
-
-        Returns problems per file (empty when all loaded)."""
+    def load_directory(self, directory: str | Path, *, run_tests: bool = True, checks: bool = True,
+                       names: set[str] | None = None) -> dict[str, list[Problem]]:
+        """Load every `<name>/<version>.yaml|json` under a directory (only those `names`, when
+        given), used rulesets first. Returns problems per file (empty when all loaded)."""
         directory = Path(directory)
-        files = sorted(p for p in directory.glob("*/*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+        files = sorted(p for p in directory.glob("*/*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
+                       and (names is None or p.parent.name in names))
         pending = {}
         failures: dict[str, list[Problem]] = {}
         for path in files:
             rel = str(path.relative_to(directory))
             try:
-                doc = parse_document(path.read_bytes(), "json" if path.suffix == ".json" else "yaml")
+                doc = read_document(path.read_bytes(), "json" if path.suffix == ".json" else "yaml")
             except DocumentError as exc:
                 failures[rel] = exc.problems
                 continue
@@ -165,7 +227,7 @@ class Registry:
                 needs = {u.get("ruleset") for u in uses.values() if isinstance(u, dict)} if isinstance(uses, dict) else set()
                 if any(n in {d.data.get("name") for d in pending.values()} and n != doc.data.get("name") for n in needs):
                     continue
-                lv, problems = self.prepare(doc, run_tests=run_tests)
+                lv, problems = self.prepare(doc, run_tests=run_tests, checks=checks)
                 del pending[rel]
                 progressed = True
                 if lv is None:

@@ -174,7 +174,22 @@ def satisfiable(conj: tuple[Lit, ...]) -> bool:
         if isinstance(lit.atom, tuple) and lit.atom[0] == "has" and lit.positive:
             if opaque.get(repr(("empty", lit.atom[1]))) is True:
                 return False
-    return all(_path_satisfiable(lits) for lits in by_path.values())
+    cache = _PATH_CACHE
+    if cache is None:
+        return all(_path_satisfiable(lits) for lits in by_path.values())
+    for lits in by_path.values():
+        # The atoms are the ruleset's own Compare objects, alive for the whole analysis.
+        key = tuple((id(lit.atom), lit.positive) for lit in lits)
+        ok = cache.get(key)
+        if ok is None:
+            ok = cache[key] = _path_satisfiable(lits)
+        if not ok:
+            return False
+    return True
+
+
+# Memo of _path_satisfiable during one conflicting_rules run (None outside it).
+_PATH_CACHE: dict | None = None
 
 
 def _holds(atom: Compare, value) -> bool:
@@ -272,11 +287,32 @@ def unreachable_rules(ruleset: Ruleset) -> list[Problem]:
 
 
 def conflicting_rules(ruleset: Ruleset) -> list[Problem]:
+    global _PATH_CACHE
+    _PATH_CACHE = {}
+    try:
+        return _conflicting_rules(ruleset)
+    finally:
+        _PATH_CACHE = None
+
+
+def _conflicting_rules(ruleset: Ruleset) -> list[Problem]:
     problems = []
     setters: dict[str, list[tuple[Rule, object]]] = {}
     for rule in ruleset.rules:
         for name, source in rule.effect.sets:
             setters.setdefault(name, []).append((rule, source))
+    dnfs: dict[str, object] = {}  # rule id -> its condition's DNF (or Inconclusive), computed once
+
+    def dnf_of(rule):
+        if rule.id not in dnfs:
+            try:
+                dnfs[rule.id] = dnf(rule.condition)
+            except Inconclusive as exc:
+                dnfs[rule.id] = exc
+        if isinstance(dnfs[rule.id], Inconclusive):
+            raise Inconclusive()
+        return dnfs[rule.id]
+
     for name, entries in setters.items():
         for (ra, sa), (rb, sb) in itertools.combinations(entries, 2):
             if sa.kind in ("literal", "param") and sb.kind in ("literal", "param") and sa.value == sb.value:
@@ -284,7 +320,7 @@ def conflicting_rules(ruleset: Ruleset) -> list[Problem]:
             if sa.kind == sb.kind and sa.kind in ("field", "expr") and sa.name == sb.name:
                 continue
             try:
-                overlap = conditions_overlap(ra.condition, rb.condition)
+                overlap = _terms_overlap(dnf_of(ra), dnf_of(rb))
             except Inconclusive:
                 problems.append(Problem("analysis_inconclusive", f"rules[{rb.index}].then.set.{name}",
                                         f"could not prove {ra.id} and {rb.id} exclusive (conditions too large)", severity="warning"))
@@ -295,6 +331,16 @@ def conflicting_rules(ruleset: Ruleset) -> list[Problem]:
                     f"rules {ra.id} and {rb.id} can fire together and set result {name!r} to different values "
                     f"({_show(sa)} vs {_show(sb)}); make their conditions exclusive"))
     return problems
+
+
+def _terms_overlap(a: list, b: list) -> bool:
+    """conditions_overlap on the two DNFs already made: dnf(All((a, b))), step for step."""
+    terms: list[tuple[Lit, ...]] = [()]
+    for part in (a, b):
+        terms = [x + y for x in terms for y in part if satisfiable(x + y)]
+        if len(terms) > MAX_TERMS:
+            raise Inconclusive()
+    return bool(terms)
 
 
 def _show(source):

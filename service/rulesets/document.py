@@ -1,7 +1,7 @@
 """Reading ruleset documents: YAML or JSON text -> plain data, safely.
 
-Nothing here constructs Python objects from tags. YAML is composed into a node tree
-by PyYAML's safe composer and turned into data by our own small walker, so:
+Nothing here constructs Python objects from tags. YAML is read as libyaml's parse events
+(PyYAML's CSafeLoader) and turned into data by our own small builder, so:
 - only the standard scalar tags are accepted (anything else, e.g. `!!python/object`, is a problem);
 - floats become exact `Decimal`s, `yes`/`no`/`on`/`off` stay strings (YAML 1.2 booleans only);
 - anchors and aliases are refused (no "billion laughs");
@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 
 import simplejson
@@ -38,6 +39,9 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
+# libyaml's parser (C) when PyYAML was built with it; the same events from the Python one otherwise.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _BOOL_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT_RE = re.compile(r"^[-+]?[0-9]+$")
 
@@ -54,11 +58,11 @@ class SourceDocument:
     # the offending value reads as null so validation can go on and report everything.
     problems: list[Problem] = field(default_factory=list)
 
-    @property
+    @cached_property
     def canonical_json(self) -> str:
         return canonical.dumps(normalize(self.data))
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_json.encode("utf-8")).hexdigest()
 
@@ -189,73 +193,131 @@ def _check_depth(value, depth):
 # -- YAML ---------------------------------------------------------------------------
 
 def _parse_yaml(text: str) -> SourceDocument:
+    builder = _YamlBuilder(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = builder.document()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise DocumentError([Problem("invalid_yaml", "", f"invalid YAML: {problem}", line=line)])
-    except RecursionError:
-        raise DocumentError([Problem("too_deep", "", "document is nested too deeply")])
-    if node is None:
-        raise DocumentError([Problem("empty_document", "", "the document is empty")])
-    walker = _YamlWalker()
-    data = walker.walk(node, "", 0)
-    return SourceDocument(data=data, source_text=text, source_format="yaml", lines=walker.lines,
-                          problems=walker.problems)
+    finally:
+        builder.dispose()
+    return SourceDocument(data=data, source_text=text, source_format="yaml", lines=builder.lines,
+                          problems=builder.problems)
 
 
-class _YamlWalker:
-    def __init__(self):
+class _YamlBuilder:
+    """Builds data straight from libyaml's parse events (yaml.CSafeLoader: C speed, no node
+    tree, nothing constructed from tags). libyaml's parser is a state machine, not a
+    recursion, and this builder stops descending at MAX_DEPTH, so no nesting can exhaust a stack."""
+
+    def __init__(self, text: str):
+        self.loader = _Loader(text)
         self.problems: list[Problem] = []
         self.lines: dict[str, int] = {}
-        self._seen: set[int] = set()
 
-    def _problem(self, code, path, message, node):
-        self.problems.append(Problem(code, path, message, line=node.start_mark.line + 1))
+    def dispose(self):
+        self.loader.dispose()
 
-    def walk(self, node, path, depth):
-        self.lines.setdefault(path, node.start_mark.line + 1)
+    def _problem(self, code, path, message, event):
+        self.problems.append(Problem(code, path, message, line=event.start_mark.line + 1))
+
+    def document(self):
+        loader = self.loader
+        loader.get_event()  # StreamStart
+        if loader.check_event(yaml.StreamEndEvent):
+            raise DocumentError([Problem("empty_document", "", "the document is empty")])
+        loader.get_event()  # DocumentStart
+        data = self.node("", 0)
+        loader.get_event()  # DocumentEnd
+        if not loader.check_event(yaml.StreamEndEvent):
+            extra = loader.peek_event()
+            raise DocumentError([Problem("invalid_yaml", "", "invalid YAML: expected a single document in the stream, "
+                                         "but found another document", line=extra.start_mark.line + 1)])
+        return data
+
+    def _skip(self, event):
+        """Consume the rest of a collection whose start event was just read."""
+        depth = 1
+        while depth:
+            e = self.loader.get_event()
+            if isinstance(e, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+            elif isinstance(e, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+
+    def _tag(self, event, kind):
+        tag = event.tag
+        if tag is None or tag == "!":
+            value = event.value if kind is yaml.ScalarNode else None
+            tag = self.loader.resolve(kind, value, event.implicit)
+        return tag
+
+    def node(self, path, depth):
+        event = self.loader.get_event()
+        self.lines.setdefault(path, event.start_mark.line + 1)
+        if isinstance(event, yaml.AliasEvent):
+            self._problem("yaml_alias", path, "YAML anchors and aliases are not allowed", event)
+            return None
+        collection = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
         if depth > MAX_DEPTH:
-            self._problem("too_deep", path, f"nested deeper than {MAX_DEPTH} levels", node)
+            self._problem("too_deep", path, f"nested deeper than {MAX_DEPTH} levels", event)
+            if collection:
+                self._skip(event)
             return None
-        if id(node) in self._seen:
-            # The composer hands back the same node object for an alias.
-            self._problem("yaml_alias", path, "YAML anchors and aliases are not allowed", node)
-            return None
-        self._seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ:
-                self._problem("yaml_tag", path, f"YAML tag {node.tag!r} is not allowed", node)
+        if isinstance(event, yaml.ScalarEvent):
+            return self._scalar(self._tag(event, yaml.ScalarNode), event.value, path, event)
+        if isinstance(event, yaml.SequenceStartEvent):
+            tag = self._tag(event, yaml.SequenceNode)
+            if tag != _SEQ:
+                self._problem("yaml_tag", path, f"YAML tag {tag!r} is not allowed", event)
+                self._skip(event)
                 return None
-            return [self.walk(child, f"{path}[{i}]", depth + 1) for i, child in enumerate(node.value)]
-        return self._scalar(node, path)
+            out = []
+            while not self.loader.check_event(yaml.SequenceEndEvent):
+                out.append(self.node(f"{path}[{len(out)}]", depth + 1))
+            self.loader.get_event()
+            return out
+        return self._mapping(event, path, depth)
 
-    def _mapping(self, node, path, depth):
-        if node.tag != _MAP:
-            self._problem("yaml_tag", path, f"YAML tag {node.tag!r} is not allowed", node)
+    def _mapping(self, event, path, depth):
+        tag = self._tag(event, yaml.MappingNode)
+        if tag != _MAP:
+            self._problem("yaml_tag", path, f"YAML tag {tag!r} is not allowed", event)
+            self._skip(event)
             return None
+        loader = self.loader
         out = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                self._problem("yaml_key", path, "mapping keys must be plain scalars (no merge keys)", key_node)
+        while not loader.check_event(yaml.MappingEndEvent):
+            key_event = loader.peek_event()
+            if not isinstance(key_event, yaml.ScalarEvent) or self._tag(key_event, yaml.ScalarNode) == "tag:yaml.org,2002:merge":
+                self._problem("yaml_key", path, "mapping keys must be plain scalars (no merge keys)", key_event)
+                self._discard()
+                self._discard()
                 continue
-            key = key_node.value
+            loader.get_event()
+            key = key_event.value
             if _text_problem(key):
-                self._problem("bad_text", path, _text_problem(key), key_node)
+                self._problem("bad_text", path, _text_problem(key), key_event)
+                self._discard()
                 continue
             child = f"{path}.{key}" if path else key
             if key in out:
-                self._problem("duplicate_key", child, f"duplicate key {key!r}", key_node)
+                self._problem("duplicate_key", child, f"duplicate key {key!r}", key_event)
+                self._discard()
                 continue
-            out[key] = self.walk(value_node, child, depth + 1)
+            out[key] = self.node(child, depth + 1)
+        loader.get_event()
         return out
 
-    def _scalar(self, node, path):
-        tag, value = node.tag, node.value
+    def _discard(self):
+        """Consume one whole node (a scalar, an alias, or a collection) without building it."""
+        event = self.loader.get_event()
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            self._skip(event)
+
+    def _scalar(self, tag, value, path, node):
         if tag == _STR:
             reason = _text_problem(value)
             if reason:
