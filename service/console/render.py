@@ -87,9 +87,21 @@ def effect_html(effect: dict | None, reasons_by_code: dict | None = None, lang: 
         parts.append(Markup("<code>{}</code> {}").format(effect["reason"], text))
     for verb, key in (("set", "set"), ("add", "add")):
         for name, value in (effect.get(key) or {}).items():
-            shown = value_text(value)
-            parts.append(Markup("{} <code>{}</code> = {}").format(verb, name, shown))
+            parts.append(Markup("{} <code>{}</code> = {}").format(verb, name, _source(value)))
     return Markup("<br>").join(parts)
+
+
+def _source(value) -> Markup:
+    """A declared result value: a literal, or where it comes from (parameter, field, expression)."""
+    if isinstance(value, dict) and len(value) == 1:
+        kind, name = next(iter(value.items()))
+        if kind == "param":
+            return Markup('<span class="param">params.{}</span>').format(name)
+        if kind == "field":
+            return Markup("<code>{}</code>").format(name)
+        if kind == "expr":
+            return Markup("<code>{}</code>").format(name)
+    return Markup("{}").format(value_text(value))
 
 
 def rule_effect(rule) -> dict:
