@@ -22,7 +22,14 @@ def integrity(record, store) -> dict[str, Any] | None:
 
 
 def shadow_of(record) -> dict | None:
-    return getattr(record, "shadow", None)
+    """The challenger's (or the other arm's) result logged beside the answer, if any."""
+    trace = record.trace if isinstance(record.trace, dict) else {}
+    return trace.get("shadow") or getattr(record, "shadow", None)
+
+
+def rollout_of(record) -> dict | None:
+    trace = record.trace if isinstance(record.trace, dict) else {}
+    return record.response.get("rollout") or trace.get("rollout")
 
 
 def chain_head(store) -> dict[str, Any] | None:
@@ -53,22 +60,24 @@ def latest_checkpoint(app) -> dict | None:
 
 
 def version_status(catalog, lv) -> str:
-    if hasattr(catalog, "status_of"):
-        return catalog.status_of(lv.name, lv.version)
+    """The registry status (proposed | active | rejected | retired) where four-eyes publishing
+    keeps one, else the document's own status."""
+    status = getattr(lv, "status", None)
+    if isinstance(status, str):
+        return status
     return "retired" if lv.retired else lv.ruleset.status
 
 
 def history(catalog, name: str, version: str) -> list[dict] | None:
+    """Every release transition of a version, oldest first; None where there is no history."""
     if not hasattr(catalog, "history"):
         return None
-    return catalog.history(name, version)
+    return [e.as_dict() if hasattr(e, "as_dict") else dict(e) for e in catalog.history(name, version)]
 
 
 def approver(catalog, name: str, version: str) -> str | None:
-    for event in history(catalog, name, version) or []:
-        if event.get("action") in ("approved", "approve"):
-            return event.get("identity") or event.get("by")
-    return None
+    names = [e.get("identity") for e in history(catalog, name, version) or [] if e.get("event") == "approved"]
+    return ", ".join(n for n in names if n) or None
 
 
 def four_eyes_available(catalog) -> bool:
@@ -102,16 +111,29 @@ def review(catalog, name: str, version: str, decision: str, identity: str | None
 
 
 def rollouts_available(app) -> bool:
-    return "rollouts" in app.extensions
+    return hasattr(app.extensions["catalog"], "rollout")
 
 
 def rollouts(app) -> list[dict]:
-    return app.extensions["rollouts"].list()
+    from service import rollouts as rollout_service
+
+    catalog = app.extensions["catalog"]
+    out = []
+    for name in catalog.registry.names():
+        row = catalog.rollout(name)
+        if row is not None:
+            out.append(rollout_service.rollout_view(row))
+    return out
 
 
-def rollout_report(app, name: str):
-    service = app.extensions["rollouts"]
-    return service.get(name), service.report(name)
+def rollout_report(app, name: str, time_from=None, time_to=None):
+    from service import rollouts as rollout_service
+
+    catalog = app.extensions["catalog"]
+    catalog.versions(name)  # an unknown ruleset is a 404
+    row = catalog.rollout(name)
+    report = rollout_service.report(catalog, catalog.store, name, time_from, time_to)
+    return (rollout_service.rollout_view(row) if row is not None else None), report
 
 
 def jobs_available(app) -> bool:

@@ -123,6 +123,17 @@ WORDS: dict[str, tuple[str, str]] = {
     "expected": ("预期", "Expected"),
     "passed": ("通过", "passed"),
     "history": ("变更记录", "History"),
+    "event": ("事件", "Event"),
+    "identity": ("身份", "Identity"),
+    "event_proposed": ("提交审批", "proposed"),
+    "event_approved": ("批准", "approved"),
+    "event_rejected": ("驳回", "rejected"),
+    "event_retired": ("停用", "retired"),
+    "event_published": ("发布", "published"),
+    "event_shipped": ("随部署发布", "shipped"),
+    "event_rollout_started": ("开始灰度", "rollout started"),
+    "event_rollout_changed": ("调整灰度", "rollout changed"),
+    "event_rollout_ended": ("结束灰度", "rollout ended"),
     "diff": ("版本对比", "Diff"),
     "compare": ("对比", "Compare"),
     "from_version": ("旧版本", "From version"),
@@ -190,7 +201,8 @@ def language() -> str:
 
 
 def t(key: str) -> str:
-    zh, en = WORDS.get(key, (key, key))
+    fallback = key.removeprefix("event_")
+    zh, en = WORDS.get(key, (fallback, fallback))
     return zh if language() == "zh" else en
 
 

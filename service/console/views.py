@@ -128,11 +128,21 @@ def _console_error(exc: Exception):
     if isinstance(exc, VersionConflict):
         return _error_page(409, "error", str(exc))
     if isinstance(exc, ServiceError):
-        return _error_page(422, "error", exc.message, [(p.path, p.message) for p in exc.problems])
+        status = _status_of(exc)
+        return _error_page(status, "forbidden" if status == 403 else "error", exc.message,
+                           [(p.path, p.message) for p in exc.problems])
     if isinstance(exc, HTTPException):
         return _error_page(exc.code or 500, "not_found" if exc.code == 404 else "error", exc.description or "")
     log.exception("console error")
     return _error_page(500, "error", "an internal error occurred; it has been logged")
+
+
+def _status_of(exc: ServiceError) -> int:
+    """The HTTP status the API gives this error (one mapping for both front ends)."""
+    from service.api.errors import status_for
+
+    status = status_for(exc)
+    return status if 400 <= status < 600 else 422
 
 
 def _safe_next(target: str | None) -> str:
@@ -301,7 +311,7 @@ def _decision_page(decision_id: str, replay: dict | None = None):
         "console/decision.html", record=record, response=response, stages=stages, used=used,
         reasons_by_code=ruleset.reasons if ruleset else {}, lang=lang, expanded=expanded is not None,
         integrity=features.integrity(record, _store()), shadow=response.get("shadow") or features.shadow_of(record),
-        rollout=response.get("rollout"), replay=replay, effect_html=effect_html,
+        rollout=features.rollout_of(record), replay=replay, effect_html=effect_html,
         fired_count=sum(s["fired"] for s in stages))
 
 
