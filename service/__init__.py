@@ -10,7 +10,7 @@ def create_app(config: dict | None = None) -> Flask:
     (keys of service.config.Settings, plus `clock` for tests)."""
     from flask import Flask, g, request  # here, not at module level: `import service` stays cheap
 
-    from service.api import audit, decisions, ops, rulesets
+    from service.api import audit, decisions, ops, releases, rulesets
     from service.api.errors import register_error_handlers
     from service.api.http import assign_request_id
     from service.catalog import Catalog
@@ -31,7 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     store = open_store(settings.database_url, settings.data_dir, hmac_key=settings.hmac_key)
     _prepare_store(store, settings)
-    catalog = Catalog(store, settings.rulesets_dir, settings.registry_refresh_seconds)
+    catalog = Catalog(store, settings.rulesets_dir, settings.registry_refresh_seconds, settings.publish_approvals)
     try:
         catalog.start()
     except (StoreUnavailable, SchemaNotMigrated) as exc:
@@ -44,7 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["metrics"] = metrics
 
     register_error_handlers(app)
-    for blueprint in (decisions.bp, audit.bp, rulesets.bp, ops.bp):
+    for blueprint in (decisions.bp, audit.bp, rulesets.bp, releases.bp, ops.bp):
         app.register_blueprint(blueprint)
     init_console(app)
 

@@ -15,8 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.decisionlog import RulesetVersionRow, Store, StoreUnavailable, VersionConflict
-from service.errors import InvalidRuleset, Problem, UnknownRuleset
+from service.decisionlog import NotFound, RulesetVersionRow, Store, StoreUnavailable, VersionConflict
+from service.decisionlog.releases import Approval, ReleaseEvent, ReleaseState, RolloutRow, TransitionRefused
+from service.errors import (
+    InvalidRollout, InvalidRuleset, NoRollout, Problem, ReleaseConflict, SelfApproval, UnknownRuleset,
+)
 from service.rulesets.document import DocumentError, parse_document
 from service.decision_engine import Engine, LoadedVersion, Registry, version_key
 from service.decision_engine.registry import read_document
@@ -32,8 +35,11 @@ class PublishResult:
 
 
 class Catalog:
-    def __init__(self, store: Store, shipped_dir: str | Path | None, refresh_seconds: float = 1.0):
+    def __init__(self, store: Store, shipped_dir: str | Path | None, refresh_seconds: float = 1.0,
+                 publish_approvals: int = 0):
         self.store = store
+        self.publish_approvals = publish_approvals
+        self.rollouts: dict[str, RolloutRow] = {}
         self.shipped_dir = Path(shipped_dir) if shipped_dir else None
         self.refresh_seconds = refresh_seconds
         self.registry = Registry()
@@ -68,8 +74,10 @@ class Catalog:
             if row is None:
                 staged = staged or self._stage_shipped()
                 lv = staged[(name, version)]
+                # The deployment is their approval: no release_state row, so the document's status holds.
                 self.store.publish_version(lv.name, lv.version, lv.ruleset.sha256, lv.ruleset_canonical_json,
-                                           lv.source_text, lv.source_format, "shipped")
+                                           lv.source_text, lv.source_format, "shipped",
+                                           after_insert=self.store.event_hook(lv.name, lv.version, "shipped", "shipped"))
         self._seeded = True
 
     def _read_shipped(self) -> list[tuple[str, str, str]]:
@@ -112,14 +120,20 @@ class Catalog:
             if generation == self._generation and not force:
                 return
             rows = self.store.list_versions()
-            self._load_rows(rows)
+            states = self.store.release_states()
+            rollouts = self.store.list_rollouts()
+            self._load_rows(rows, states)
+            for lv in self.registry.all():
+                state = states.get((lv.name, lv.version))
+                lv.release_status = state.status if state is not None else None
+            self.rollouts = rollouts
             self._generation = generation
 
     def refresh_for_miss(self) -> None:
         """Someone asked for a ruleset or version we do not have: look now."""
         self.sync(force=True)
 
-    def _load_rows(self, rows: list[RulesetVersionRow]) -> None:
+    def _load_rows(self, rows: list[RulesetVersionRow], states: dict | None = None) -> None:
         pending = [r for r in rows if self.registry.get(r.name, r.version) is None]
         for row in rows:
             if row.retired_at is not None:
@@ -145,6 +159,8 @@ class Catalog:
                     pending.remove(row)
                     continue
                 lv.retired = row.retired_at is not None
+                state = (states or {}).get((row.name, row.version))
+                lv.release_status = state.status if state is not None else None  # before it can be resolved
                 self.registry.add(lv)
                 pending.remove(row)
                 progressed = True
@@ -162,7 +178,10 @@ class Catalog:
             return None, exc.problems
         return self.registry.prepare(doc)
 
-    def publish(self, name: str, text: bytes | str, source_format: str, published_by: str | None) -> PublishResult:
+    def publish(self, name: str, text: bytes | str, source_format: str, published_by: str | None, *,
+                comment: str | None = None) -> PublishResult:
+        """Publish a checked version. With PUBLISH_APPROVALS > 0 it is stored `proposed`
+        (whatever its document's status) until approved; with 0 it is usable at once."""
         self.sync(force=True)
         try:
             doc = parse_document(text, source_format)
@@ -191,8 +210,17 @@ class Catalog:
         if lv.ruleset.status == "retired":
             raise InvalidRuleset("a new version cannot be published as retired",
                                  [Problem("bad_status", "status", "publish as draft or active")])
+        if self.publish_approvals > 0:
+            hook = self.store.propose_hook(name, lv.version, published_by, comment)
+        else:
+            hook = self.store.event_hook(name, lv.version, "published", published_by, comment)
         _, created = self.store.publish_version(name, lv.version, lv.ruleset.sha256, lv.ruleset_canonical_json,
-                                                doc.source_text, doc.source_format, published_by)
+                                                doc.source_text, doc.source_format, published_by, after_insert=hook)
+        if created and self.publish_approvals > 0:
+            lv.release_status = "proposed"
+        elif not created:
+            self.sync(force=True)  # someone else stored it a moment ago: take their status
+            lv = self.registry.get(name, lv.version) or lv
         self.registry.add(lv)
         return PublishResult(lv, created=created, warnings=lv.warnings)
 
@@ -200,8 +228,60 @@ class Catalog:
         self.sync(force=True)
         if self.registry.get(name, version) is None:
             raise UnknownRuleset(f"ruleset {name!r} has no version {version!r}")
-        row = self.store.retire_version(name, version, retired_by)
+        row = self.store.retire_version(name, version, retired_by,
+                                        after_retire=self.store.event_hook(name, version, "retired", retired_by))
         self.registry.mark_retired(name, version)
+        return row
+
+    # -- four-eyes: approve / reject, history ---------------------------------------------
+
+    def approve(self, name: str, version: str, identity: str | None, comment: str | None) -> Approval:
+        self.get(name, version)  # 404 for an unknown version
+        try:
+            approval = self.store.approve_version(name, version, identity, comment, max(1, self.publish_approvals))
+        except TransitionRefused as exc:
+            raise _refused(exc) from None
+        self.sync(force=True)
+        return approval
+
+    def reject(self, name: str, version: str, identity: str | None, comment: str | None) -> ReleaseState:
+        self.get(name, version)
+        try:
+            state = self.store.reject_version(name, version, identity, comment)
+        except TransitionRefused as exc:
+            raise _refused(exc) from None
+        self.sync(force=True)
+        return state
+
+    def history(self, name: str, version: str) -> list[ReleaseEvent]:
+        self.get(name, version)
+        return self.store.release_history(name, version)
+
+    # -- rollouts ---------------------------------------------------------------------------
+
+    def rollout(self, name: str) -> RolloutRow | None:
+        """The running rollout of a ruleset, as of the last sync (at most refresh_seconds old)."""
+        self._catch_up()
+        return self.rollouts.get(name)
+
+    def start_rollout(self, name: str, challenger: str, mode: str, share: str | None, sticky_by: str | None,
+                      identity: str | None, comment: str | None = None) -> tuple[RolloutRow, bool]:
+        self.sync(force=True)
+        lv = self.get(name, challenger)
+        if lv.status not in ("active", "proposed"):
+            raise InvalidRollout(f"the challenger must be active or proposed; {name} {challenger} is {lv.status}",
+                                 [Problem("invalid_rollout", "challenger", f"{challenger} is {lv.status}")])
+        row, created = self.store.set_rollout(name, challenger, mode, share, sticky_by, identity, comment)
+        self.sync(force=True)
+        return row, created
+
+    def end_rollout(self, name: str, identity: str | None, comment: str | None = None) -> RolloutRow:
+        self.versions(name)  # 404 for an unknown ruleset
+        try:
+            row = self.store.end_rollout(name, identity, comment)
+        except NotFound:
+            raise NoRollout(f"{name} has no rollout running") from None
+        self.sync(force=True)
         return row
 
     # -- reading ----------------------------------------------------------------------
@@ -234,3 +314,9 @@ class Catalog:
         if not versions:
             raise UnknownRuleset(f"unknown ruleset {name!r}")
         return sorted(versions, key=lambda lv: version_key(lv.version))
+
+
+def _refused(exc: TransitionRefused):
+    if exc.reason == "self_approval":
+        return SelfApproval(str(exc))
+    return ReleaseConflict(str(exc))

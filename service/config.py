@@ -1,11 +1,14 @@
 """Settings, read from the environment once per process (CONTRACT.md "Runtime")."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-ROLES = ("evaluate", "publish", "audit")
+ROLES = ("evaluate", "publish", "audit", "approve")
+IDENTITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 class ConfigError(ValueError):
@@ -19,6 +22,10 @@ class Settings:
     database_url: str | None = None
     # token -> roles; None means RULES_API_TOKENS is unset (open evaluate, no publish/audit)
     tokens: dict[str, frozenset[str]] | None = None
+    # token -> the identity recorded for its holder (never the token itself)
+    identities: dict[str, str] = field(default_factory=dict)
+    # approvals a proposed version needs before it is active; 0 = publishing activates
+    publish_approvals: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch_items: int = 1000
     registry_refresh_seconds: float = 1.0
@@ -34,12 +41,18 @@ class Settings:
         defaults = cls()
         key = env.get("DECISION_LOG_HMAC_KEY")
         retention = env.get("DECISION_RETENTION_DAYS")
+        entries = parse_token_entries(env["RULES_API_TOKENS"]) if "RULES_API_TOKENS" in env else None
         try:
+            approvals = int(env.get("PUBLISH_APPROVALS", defaults.publish_approvals))
+            if approvals < 0:
+                raise ValueError("PUBLISH_APPROVALS must be 0 or more")
             return cls(
                 data_dir=env.get("DATA_DIR") or defaults.data_dir,
                 rulesets_dir=env.get("RULESETS_DIR") or defaults.rulesets_dir,
                 database_url=env.get("DATABASE_URL") or None,
-                tokens=parse_tokens(env["RULES_API_TOKENS"]) if "RULES_API_TOKENS" in env else None,
+                tokens=None if entries is None else {t: roles for _, t, roles in entries},
+                identities={} if entries is None else {t: who for who, t, _ in entries},
+                publish_approvals=approvals,
                 max_body_bytes=int(env.get("MAX_BODY_BYTES", defaults.max_body_bytes)),
                 registry_refresh_seconds=float(env.get("REGISTRY_REFRESH_SECONDS", defaults.registry_refresh_seconds)),
                 hmac_key=key.encode("utf-8") if key else None,
@@ -59,26 +72,55 @@ class Settings:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         values = dict(values)
         if isinstance(values.get("tokens"), str):
-            values["tokens"] = parse_tokens(values["tokens"])
+            entries = parse_token_entries(values["tokens"])
+            values["tokens"] = {t: roles for _, t, roles in entries}
+            values.setdefault("identities", {t: who for who, t, _ in entries})
         return replace(self, **values)
 
 
+def token_identity(token: str) -> str:
+    """The identity of an unnamed token: a stable, non-secret fingerprint of it."""
+    return "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+
+
 def parse_tokens(text: str) -> dict[str, frozenset[str]]:
-    """`token:role+role,token:role` -> {token: roles}. Never echoes a token in errors."""
-    tokens: dict[str, frozenset[str]] = {}
+    """`[name=]token:role+role,…` -> {token: roles}."""
+    return {token: roles for _, token, roles in parse_token_entries(text)}
+
+
+def parse_token_entries(text: str) -> list[tuple[str, str, frozenset[str]]]:
+    """`[name=]token:role+role,…` -> [(identity, token, roles)]. Never echoes a token in errors.
+
+    `li.wei=prod-91c2aa:publish` names its holder li.wei; an unnamed entry's identity is
+    `token:<first 12 hex of sha256(token)>`."""
+    out: list[tuple[str, str, frozenset[str]]] = []
+    seen_tokens: set[str] = set()
+    seen_names: set[str] = set()
     for n, entry in enumerate(e.strip() for e in text.split(",")):
         if not entry:
             continue
-        token, sep, roles = entry.partition(":")
-        if not sep or not token.strip() or not roles.strip():
-            raise ConfigError(f"RULES_API_TOKENS entry {n + 1} is not token:role+role")
+        name, eq, rest = entry.partition("=")
+        if not eq:
+            name, rest = "", entry
+        name = name.strip()
+        token, sep, roles = rest.partition(":")
+        token = token.strip()
+        if not sep or not token or not roles.strip() or (eq and not name):
+            raise ConfigError(f"RULES_API_TOKENS entry {n + 1} is not [name=]token:role+role")
+        if eq and (not IDENTITY_RE.match(name) or name.startswith("token:")):
+            raise ConfigError(f"RULES_API_TOKENS entry {n + 1}: a name is 1-64 letters, digits, . _ @ -")
         role_set = frozenset(r.strip() for r in roles.split("+"))
         bad = role_set - set(ROLES)
         if bad:
             raise ConfigError(f"RULES_API_TOKENS entry {n + 1} has unknown role(s) {', '.join(sorted(bad))}; roles: {', '.join(ROLES)}")
-        if len(token.strip()) < 8:
+        if len(token) < 8:
             raise ConfigError(f"RULES_API_TOKENS entry {n + 1}: tokens must be at least 8 characters")
-        if token.strip() in tokens:
+        if token in seen_tokens:
             raise ConfigError(f"RULES_API_TOKENS entry {n + 1} repeats a token")
-        tokens[token.strip()] = role_set
-    return tokens
+        identity = name or token_identity(token)
+        if name and name in seen_names:
+            raise ConfigError(f"RULES_API_TOKENS entry {n + 1} repeats the name {name}")
+        seen_tokens.add(token)
+        seen_names.add(name)
+        out.append((identity, token, role_set))
+    return out

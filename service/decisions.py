@@ -12,10 +12,11 @@ import datetime as dt
 import time
 import zoneinfo
 from dataclasses import dataclass
+from decimal import Decimal
 
 from uuid6 import uuid7
 
-from service import canonical
+from service import canonical, rollouts
 from service.catalog import Catalog
 from service.decision_engine import BANK_ZONE, Decision, LoadedVersion
 from service.decisionlog import LoggedDecision, NewDecision, NotFound, Store
@@ -38,9 +39,11 @@ class Clock:
         return self.now().astimezone(self.zone).date()
 
 
-def decision_response(*, decision_id: str, decision: Decision, evaluated_at: dt.datetime, duration_ms: float) -> dict:
-    """The HTTP answer: the engine's decision (Decision.as_dict) framed by its volatile fields."""
-    response = {"decision_id": decision_id, **decision.as_dict()}
+def decision_response(*, decision_id: str, decision: Decision, evaluated_at: dt.datetime, duration_ms: float,
+                      extra: dict | None = None) -> dict:
+    """The HTTP answer: the engine's decision (Decision.as_dict) framed by its volatile fields;
+    `extra`: "rollout" (the split arm that answered), "dry_run"."""
+    response = {"decision_id": decision_id, **decision.as_dict(), **(extra or {})}
     response["evaluated_at"] = evaluated_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
     response["duration_ms"] = round(duration_ms, 3)
     return response
@@ -67,30 +70,70 @@ class DecisionService:
         self.clock = clock or Clock()
         self.metrics = metrics
 
-    def _resolve(self, name: str, version: str | None, as_of: dt.date) -> LoadedVersion:
+    def _resolve(self, name: str, version: str | None, as_of: dt.date, *, allow_proposed: bool = False) -> LoadedVersion:
         registry = self.catalog.registry
         try:
-            return registry.resolve(name, version, as_of)
+            return registry.resolve(name, version, as_of, allow_proposed=allow_proposed)
         except UnknownRuleset:
             self.catalog.refresh_for_miss()
-            return registry.resolve(name, version, as_of)
+            return registry.resolve(name, version, as_of, allow_proposed=allow_proposed)
+
+    def _challenger(self, rollout, champion: LoadedVersion) -> LoadedVersion | None:
+        lv = self.catalog.registry.get(champion.name, rollout.challenger)
+        if lv is None or lv.version == champion.version or lv.status not in ("active", "proposed"):
+            return None
+        return lv
 
     def decide(self, request: dict, raw_request: dict) -> str:
         """`request` is the validated envelope; `raw_request` the body as received (logged).
 
-        Returns the response body: the exact JSON text that was logged."""
+        Returns the response body: the exact JSON text that was logged (a dry run is
+        answered and not logged)."""
         self.catalog.sync()
         started = time.perf_counter()
         as_of = request["as_of"] or self.clock.business_date()
-        lv = self._resolve(request["ruleset"], request["version"], as_of)
-        decision = self.catalog.engine.decide(lv, request["input"], as_of=as_of, trace=request["trace"],
-                                              application_id=request["application_id"])
+        dry_run = bool(request.get("dry_run"))
+        lv = self._resolve(request["ruleset"], request["version"], as_of, allow_proposed=dry_run)
+        rollout = None if request["version"] is not None or dry_run else self.catalog.rollout(lv.name)
+        challenger = self._challenger(rollout, lv) if rollout is not None else None
+        champion, arm, extra = lv, None, {}
+        decision = shadow_lv = shadow_decision = shadow_error = None
+        if challenger is not None:
+            arm = "champion"
+            if rollout.mode == "split" and rollouts.arm_for(
+                    lv.name, rollouts.sticky_value(request["input"], rollout.sticky_by), Decimal(rollout.share)) == "challenger":
+                try:
+                    decision = self._decide(challenger, request, as_of)
+                    lv, arm = challenger, "challenger"
+                except Exception as exc:  # the challenger never fails a request: the champion answers
+                    shadow_lv, shadow_error = challenger, exc
+            if rollout.mode == "split":
+                extra["rollout"] = {"arm": arm, "mode": "split"}
+        if decision is None:
+            decision = self._decide(lv, request, as_of)
         evaluation = decision.evaluation
+        if dry_run:
+            extra["dry_run"] = True
         duration_ms = (time.perf_counter() - started) * 1000
         evaluated_at = self.clock.now()
         response = decision_response(decision_id=str(uuid7()), decision=decision, evaluated_at=evaluated_at,
-                                     duration_ms=duration_ms)
+                                     duration_ms=duration_ms, extra=extra)
+        # The body is final before the other arm runs: in shadow mode it is the champion-only answer.
         body = canonical.dumps(response, sort_keys=False)
+        if dry_run:
+            return body
+        trace = full_trace(evaluation)
+        if arm is not None:
+            if shadow_lv is None:
+                shadow_lv = champion if arm == "challenger" else challenger
+                try:
+                    shadow_decision = self._decide(shadow_lv, request, as_of)
+                except Exception as exc:  # logged as the shadow's error; the answer stands
+                    shadow_error = exc
+            trace = {**trace,
+                     "rollout": {"mode": rollout.mode, "arm": arm, "champion": champion.version,
+                                 "challenger": challenger.version},
+                     "shadow": rollouts.shadow_record(shadow_lv, shadow_decision and shadow_decision.evaluation, shadow_error)}
         self.store.append_decision(NewDecision(
             decision_id=response["decision_id"],
             application_id=request["application_id"],
@@ -104,11 +147,15 @@ class DecisionService:
             request=raw_request,
             response=response,
             response_json=body,
-            trace=full_trace(evaluation),
+            trace=trace,
         ))
         if self.metrics is not None:
             self.metrics.decision(lv.name, lv.version, evaluation.outcome, duration_ms / 1000)
         return body
+
+    def _decide(self, lv: LoadedVersion, request: dict, as_of: dt.date) -> Decision:
+        return self.catalog.engine.decide(lv, request["input"], as_of=as_of, trace=request["trace"],
+                                          application_id=request["application_id"])
 
     # -- audit ------------------------------------------------------------------------
 
@@ -137,9 +184,12 @@ class DecisionService:
             differences.append({"path": "/ruleset/sha256", "logged": record.ruleset_sha256, "replayed": lv.ruleset.sha256})
         # Compare as the log stores things: canonical JSON read back (exact decimals, ISO dates).
         replayed = canonical.loads(canonical.dumps(replayed))
-        differences += diff_values({k: v for k, v in original.items() if k not in VOLATILE},
+        # A rollout's arm and shadow are about how the decision was routed, not what it evaluated to.
+        differences += diff_values({k: v for k, v in original.items() if k not in VOLATILE and k != "rollout"},
                                    {k: v for k, v in replayed.items() if k not in VOLATILE}, "")
-        differences += diff_values(record.trace, canonical.loads(canonical.dumps(full_trace(evaluation))), "/trace_record")
+        logged_trace = {k: v for k, v in record.trace.items() if k not in ("rollout", "shadow")} \
+            if isinstance(record.trace, dict) else record.trace
+        differences += diff_values(logged_trace, canonical.loads(canonical.dumps(full_trace(evaluation))), "/trace_record")
         return {
             "decision_id": record.decision_id,
             "identical": not differences,

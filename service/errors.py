@@ -76,3 +76,37 @@ class InvalidRequest(ServiceError):
     """The request envelope (not the ruleset input) is malformed."""
 
     code = "invalid_request"
+
+
+# -- releases: four-eyes publishing and rollouts (CONTRACT.md wave 2) ----------------------
+
+
+class VersionNotActive(ServiceError):
+    """A pinned version is proposed (or rejected): only `"dry_run": true` may evaluate a proposed one."""
+
+    code = "version_not_active"
+
+
+class SelfApproval(ServiceError):
+    """Four eyes: the identity that proposed a version (or already approved it) cannot approve it."""
+
+    code = "self_approval"
+
+
+class ReleaseConflict(ServiceError):
+    """The transition does not apply to the version's current registry status
+    (approving an active version, rejecting a rejected one, …)."""
+
+    code = "release_conflict"
+
+
+class InvalidRollout(ServiceError):
+    """A rollout names an unusable challenger, mode, share or sticky key."""
+
+    code = "invalid_rollout"
+
+
+class NoRollout(ServiceError):
+    """The ruleset has no rollout running."""
+
+    code = "no_rollout"

@@ -13,8 +13,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKENS = "core-7f3a9c:evaluate,prod-91c2aa:publish+evaluate,audit-55d0bb:audit,ops-all-4e1f:evaluate+publish+audit"
+TOKENS = ("core-7f3a9c:evaluate,prod-91c2aa:publish+evaluate,audit-55d0bb:audit,ops-all-4e1f:evaluate+publish+audit+approve,"
+          "wang.fang=appr-6a2d11:approve")
 EVALUATE, PUBLISH, AUDIT, ALL = "core-7f3a9c", "prod-91c2aa", "audit-55d0bb", "ops-all-4e1f"
+APPROVE = "appr-6a2d11"  # a release manager, named: its identity is wang.fang
 
 
 def free_port() -> int:
@@ -37,6 +39,8 @@ class GunicornServer:
             "DATA_DIR": self.data_dir,
             "WEB_CONCURRENCY": str(workers),
             "REGISTRY_REFRESH_SECONDS": "0",
+            # Publish-is-active unless a test exercises four-eyes publishing (it sets PUBLISH_APPROVALS)
+            "PUBLISH_APPROVALS": "0",
             "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="credit-rules-metrics-"),
             "PYTHONPATH": str(ROOT),
             **(env or {}),

@@ -55,6 +55,9 @@ def logged_view(record: LoggedDecision) -> dict:
         "trace": full["rules"] if full else None,
         "uses_trace": full.get("uses") if full else None,
         "trace_record": record.trace,
+        # champion/challenger: how it was routed, and the other arm's answer (service/rollouts.py)
+        "rollout": record.trace.get("rollout") if isinstance(record.trace, dict) else None,
+        "shadow": record.trace.get("shadow") if isinstance(record.trace, dict) else None,
         "chain": {"prev_hash": record.prev_hash, "hash": record.hash},
     }
 

@@ -14,8 +14,8 @@ from werkzeug.exceptions import HTTPException
 from service import canonical
 from service.decisionlog import DuplicateDecision, NotFound, StoreUnavailable, VersionConflict
 from service.errors import (
-    EvaluationError, InvalidInput, InvalidRequest, InvalidRuleset, RulesetUnavailable, ServiceError, UnknownRuleset,
-    UnresolvableDependency,
+    EvaluationError, InvalidInput, InvalidRequest, InvalidRollout, InvalidRuleset, NoRollout, ReleaseConflict,
+    RulesetUnavailable, SelfApproval, ServiceError, UnknownRuleset, UnresolvableDependency, VersionNotActive,
 )
 
 log = logging.getLogger("service.api")
@@ -50,6 +50,11 @@ _DOMAIN = (
     (RulesetUnavailable, 422, "ruleset-retired"),
     (EvaluationError, 422, "evaluation-error"),
     (UnknownRuleset, 404, "not-found"),
+    (VersionNotActive, 422, "version-not-active"),
+    (SelfApproval, 403, "self-approval"),
+    (ReleaseConflict, 409, "release-conflict"),
+    (InvalidRollout, 422, "invalid-rollout"),
+    (NoRollout, 404, "no-rollout"),
 )
 
 
@@ -84,7 +89,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError):
         status, code = next(((s, c) for cls, s, c in _DOMAIN if isinstance(exc, cls)), (422, "unprocessable"))
-        return problem(status, code, exc.message, errors=problem_errors(exc.problems) if exc.problems else None)
+        return problem(status, code, exc.message, errors=problem_errors(exc.problems) if exc.problems else None,
+                       extra={"code": exc.code})
 
     @app.errorhandler(StoreUnavailable)
     def _store_unavailable(exc: StoreUnavailable):

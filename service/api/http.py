@@ -1,7 +1,6 @@
 """Request plumbing shared by the blueprints: bodies, JSON answers, roles, request ids."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import uuid
@@ -13,6 +12,7 @@ from flask import Response, current_app, g, request
 
 from service import canonical
 from service.api.errors import ApiError
+from service.config import token_identity as fingerprint_identity
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 JSON_TYPES = ("application/json",)
@@ -210,14 +210,24 @@ def require(*needed: str):
 
 
 def caller_name() -> str | None:
-    """A non-secret label for who published/retired (never the token itself)."""
+    """The caller's identity, as the registry, history and log record it (never the token)."""
     if current_app.config["SETTINGS"].tokens is None:
         return None
     return token_identity(_bearer_token())
 
 
 def token_identity(token: str | None) -> str | None:
-    """The non-secret identity of a token, as the registry and the log record it."""
-    if token is None or current_app.config["SETTINGS"].tokens is None:
+    """The non-secret identity of a token: its entry's `name=` in RULES_API_TOKENS, else
+    `token:<first 12 hex of sha256(token)>`. None in open mode."""
+    settings = current_app.config["SETTINGS"]
+    if token is None or settings.tokens is None:
         return None
-    return "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+    candidate = token.encode("utf-8")
+    found = None
+    for known in settings.identities:  # constant time, like the role lookup
+        if hmac.compare_digest(candidate, known.encode("utf-8")):
+            found = settings.identities[known]
+    return found or fingerprint_identity(token)
+
+
+caller_identity = caller_name

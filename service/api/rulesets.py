@@ -41,7 +41,7 @@ def version_summary(lv: LoadedVersion) -> dict:
     rs = lv.ruleset
     return {
         "version": rs.version,
-        "status": "retired" if lv.retired else rs.status,
+        "status": lv.status,
         "effective_from": rs.effective_from.isoformat(),
         "effective_to": rs.effective_to.isoformat() if rs.effective_to else None,
         "sha256": rs.sha256,

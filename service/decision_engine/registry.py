@@ -28,7 +28,9 @@ from pathlib import Path
 from service import canonical
 from service.engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 from service.engine.evaluator import Evaluation, Evaluator
-from service.errors import InvalidRuleset, Problem, RulesetUnavailable, UnknownRuleset, UnresolvableDependency
+from service.errors import (
+    InvalidRuleset, Problem, RulesetUnavailable, UnknownRuleset, UnresolvableDependency, VersionNotActive,
+)
 from service.rulesets.analysis import conflicting_rules, plan_waves, static_check, unreachable_rules
 from service.rulesets.document import DocumentError, SourceDocument, parse_document
 from service.rulesets.model import Ruleset, Use
@@ -52,6 +54,9 @@ class LoadedVersion:
     source_text: str
     source_format: str
     retired: bool = False
+    # registry status from four-eyes publishing (proposed | active | rejected); None when the
+    # version was not published for approval (shipped, PUBLISH_APPROVALS=0): its document's status holds
+    release_status: str | None = None
     warnings: list[Problem] = field(default_factory=list)
     test_report: TestReport | None = None  # from the embedded tests run when it was prepared
     checked: bool = True  # static checks ran (False: loaded as already accepted by the store)
@@ -69,6 +74,13 @@ class LoadedVersion:
     @property
     def version(self) -> str:
         return self.ruleset.version
+
+    @property
+    def status(self) -> str:
+        """The registry status: retired | proposed | active | rejected (| draft, unapproved doc)."""
+        if self.retired or self.ruleset.status == "retired":
+            return "retired"
+        return self.release_status or self.ruleset.status
 
 
 # Process-wide, content-keyed: shared by every registry of the process and, when filled in the
@@ -242,7 +254,8 @@ class Registry:
 
     # -- choosing and evaluating ------------------------------------------------
 
-    def resolve(self, name: str, version: str | None, as_of: dt.date, *, allow_retired: bool = False) -> LoadedVersion:
+    def resolve(self, name: str, version: str | None, as_of: dt.date, *, allow_retired: bool = False,
+                allow_proposed: bool = False) -> LoadedVersion:
         versions = self._versions.get(name)
         if not versions:
             raise UnknownRuleset(f"unknown ruleset {name!r}")
@@ -252,9 +265,13 @@ class Registry:
             lv = versions[version]
             if (lv.retired or lv.ruleset.status == "retired") and not allow_retired:
                 raise RulesetUnavailable(f"{name} {version} is retired and cannot be used for new decisions")
+            if lv.release_status == "rejected" or (lv.release_status == "proposed" and not allow_proposed):
+                raise VersionNotActive(f"{name} {version} is {lv.release_status}, not active"
+                                       + ("; evaluate it with \"dry_run\": true" if lv.release_status == "proposed" else ""))
             return lv
+        # Never a proposed or rejected version: only approval makes a version choosable by date.
         candidates = [lv for lv in versions.values()
-                      if lv.ruleset.status == "active" and not lv.retired and lv.ruleset.effective_on(as_of)]
+                      if lv.status == "active" and lv.ruleset.effective_on(as_of)]
         if not candidates:
             raise UnknownRuleset(f"ruleset {name!r} has no active version effective on {as_of.isoformat()}")
         return max(candidates, key=lambda lv: (lv.ruleset.effective_from, version_key(lv.version)))

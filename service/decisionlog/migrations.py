@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import releases
 from .chain import GENESIS_HASH
 
 
@@ -156,6 +157,7 @@ _INITIAL_POSTGRES = (
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", sqlite=_INITIAL_SQLITE, postgres=_INITIAL_POSTGRES),
+    Migration("0010_release", sqlite=releases.SQLITE_0010, postgres=releases.POSTGRES_0010),
 )
 
 

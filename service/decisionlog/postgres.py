@@ -22,6 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from . import migrations
 from .chain import to_utc
+from .releases import ReleaseRecords
 from .pool import ConnectionPool, PoolClosed
 from .rows import (
     DECISION_COLUMNS,
@@ -64,7 +65,7 @@ _RULESET_COLUMNS = (
 )
 
 
-class PostgresStore(Store):
+class PostgresStore(ReleaseRecords, Store):
     backend = "postgresql"
 
     def __init__(self, url: str, *, hmac_key: bytes | None = None) -> None:
@@ -199,7 +200,8 @@ class PostgresStore(Store):
 
     def publish_version(self, name: str, version: str, sha256: str, canonical_json: str,
                         source_text: str, source_format: str,
-                        published_by: str | None) -> tuple[RulesetVersionRow, bool]:
+                        published_by: str | None, *,
+                        after_insert: Callable | None = None) -> tuple[RulesetVersionRow, bool]:
         if source_format not in SOURCE_FORMATS:
             raise ValueError(f"source_format must be one of {', '.join(SOURCE_FORMATS)}")
 
@@ -216,6 +218,8 @@ class PostgresStore(Store):
             ).fetchone()
             if inserted:
                 _bump_generation(conn)
+                if after_insert is not None:  # release records, in the same transaction
+                    after_insert(conn)
                 return ruleset_row(inserted), True
             existing = _select_version(conn, name, version)
             if existing.sha256 != sha256:
@@ -235,8 +239,8 @@ class PostgresStore(Store):
     def get_version(self, name: str, version: str) -> RulesetVersionRow | None:
         return self._run(lambda conn: _select_version(conn, name, version))
 
-    def retire_version(self, name: str, version: str,
-                       retired_by: str | None) -> RulesetVersionRow:
+    def retire_version(self, name: str, version: str, retired_by: str | None, *,
+                       after_retire: Callable | None = None) -> RulesetVersionRow:
         def retire(conn: psycopg.Connection) -> RulesetVersionRow:
             updated = conn.execute(
                 "UPDATE ruleset_versions SET retired_at = now(), retired_by = %s "
@@ -244,6 +248,8 @@ class PostgresStore(Store):
                 f"RETURNING {_RULESET_COLUMNS}", (retired_by, name, version)).fetchone()
             if updated:
                 _bump_generation(conn)
+                if after_retire is not None:
+                    after_retire(conn)
                 return ruleset_row(updated)
             existing = _select_version(conn, name, version)
             if existing is None:

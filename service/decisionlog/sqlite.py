@@ -25,6 +25,7 @@ from typing import Callable, TypeVar
 
 from . import migrations
 from .chain import timestamp_text
+from .releases import ReleaseRecords
 from .pool import ConnectionPool, PoolClosed
 from .rows import (
     DECISION_COLUMNS,
@@ -64,7 +65,7 @@ _RULESET_COLUMNS = (
 _DB_ERRORS = (sqlite3.Error, OSError)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(ReleaseRecords, Store):
     backend = "sqlite"
 
     def __init__(self, path: str, *, hmac_key: bytes | None = None,
@@ -251,7 +252,8 @@ class SQLiteStore(Store):
 
     def publish_version(self, name: str, version: str, sha256: str, canonical_json: str,
                         source_text: str, source_format: str,
-                        published_by: str | None) -> tuple[RulesetVersionRow, bool]:
+                        published_by: str | None, *,
+                        after_insert: Callable | None = None) -> tuple[RulesetVersionRow, bool]:
         if source_format not in SOURCE_FORMATS:
             raise ValueError(f"source_format must be one of {', '.join(SOURCE_FORMATS)}")
 
@@ -265,6 +267,8 @@ class SQLiteStore(Store):
             ).fetchall()
             if inserted:
                 _bump_generation(conn)
+                if after_insert is not None:  # release records, in the same transaction
+                    after_insert(conn)
                 return ruleset_row(inserted[0]), True
             existing = _select_version(conn, name, version)
             if existing.sha256 != sha256:
@@ -284,8 +288,8 @@ class SQLiteStore(Store):
     def get_version(self, name: str, version: str) -> RulesetVersionRow | None:
         return self._run(lambda conn: _select_version(conn, name, version), write=False)
 
-    def retire_version(self, name: str, version: str,
-                       retired_by: str | None) -> RulesetVersionRow:
+    def retire_version(self, name: str, version: str, retired_by: str | None, *,
+                       after_retire: Callable | None = None) -> RulesetVersionRow:
         def retire(conn: sqlite3.Connection) -> RulesetVersionRow:
             row = _select_version(conn, name, version)
             if row is None:
@@ -296,6 +300,8 @@ class SQLiteStore(Store):
                          "WHERE name = ? AND version = ?",
                          (timestamp_text(_now()), retired_by, name, version))
             _bump_generation(conn)
+            if after_retire is not None:
+                after_retire(conn)
             return _select_version(conn, name, version)
 
         return self._run(retire, write=True)

@@ -225,9 +225,12 @@ class Store(abc.ABC):
         source_text: str,
         source_format: str,
         published_by: str | None,
+        *,
+        after_insert=None,
     ) -> tuple[RulesetVersionRow, bool]:
         """Store a version; (row, True) if new, (row, False) if already stored with the
-        same sha256; VersionConflict if stored with a different sha256."""
+        same sha256; VersionConflict if stored with a different sha256. `after_insert(conn)`
+        runs in the same transaction when the row is new (release records, releases.py)."""
 
     @abc.abstractmethod
     def list_versions(self, name: str | None = None) -> list[RulesetVersionRow]:
@@ -237,8 +240,10 @@ class Store(abc.ABC):
     def get_version(self, name: str, version: str) -> RulesetVersionRow | None: ...
 
     @abc.abstractmethod
-    def retire_version(self, name: str, version: str, retired_by: str | None) -> RulesetVersionRow:
-        """Mark retired (idempotent); NotFound if unknown."""
+    def retire_version(self, name: str, version: str, retired_by: str | None, *,
+                       after_retire=None) -> RulesetVersionRow:
+        """Mark retired (idempotent); NotFound if unknown. `after_retire(conn)` runs in the
+        same transaction when this call retired it."""
 
     @abc.abstractmethod
     def registry_generation(self) -> int:

@@ -3,6 +3,7 @@ is validated separately, by the schema built from the ruleset's declared input."
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -27,6 +28,25 @@ class JsonObject(fields.Field):
         return value
 
 
+class StrictBoolean(fields.Boolean):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not bool:
+            raise ValidationError("must be true or false")
+        return value
+
+
+class Share(fields.Field):
+    """A JSON number from 0 to 1, kept exact (Decimal)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise ValidationError("must be a number from 0 to 1")
+        value = Decimal(value)
+        if not Decimal(0) <= value <= Decimal(1):
+            raise ValidationError("must be a number from 0 to 1")
+        return value
+
+
 class EvaluateRequest(Schema):
     class Meta:
         unknown = RAISE
@@ -40,6 +60,7 @@ class EvaluateRequest(Schema):
         validate.Regexp(r"^[\x21-\x7e]+$", error="printable ASCII without spaces")])
     input = JsonObject(required=True)
     trace = StrictString(load_default="fired", validate=validate.OneOf(TRACE_LEVELS))
+    dry_run = StrictBoolean(load_default=False)  # evaluate (a proposed version too), log nothing
 
 
 class BatchRequest(Schema):
@@ -83,6 +104,27 @@ class ImpactRequest(Schema):
     logged_from = UtcDateTime(load_default=None, data_key="logged_from")
     logged_to = UtcDateTime(load_default=None, data_key="logged_to")
     limit = fields.Integer(load_default=1000, strict=True, validate=validate.Range(min=1, max=10000))
+
+
+class ReleaseComment(Schema):
+    """Optional body of :approve and :reject."""
+
+    class Meta:
+        unknown = RAISE
+
+    comment = StrictString(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class RolloutRequest(Schema):
+    class Meta:
+        unknown = RAISE
+
+    challenger = StrictString(required=True, validate=validate.Regexp(SEMVER_RE, error="must be a version like 1.1.0"))
+    mode = StrictString(required=True, validate=validate.OneOf(("shadow", "split")))
+    share = Share(load_default=None, allow_none=True)
+    sticky_by = StrictString(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,7}$", error="an input field path like applicant.credit_code"))
+    comment = StrictString(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 
 
 def load(schema: Schema, data, prefix: str = "") -> dict:

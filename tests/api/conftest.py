@@ -22,13 +22,13 @@ import requests
 import yaml
 
 from tests.api import contract
-from tests.server import ALL, AUDIT, EVALUATE, PUBLISH, ROOT, TOKENS, GunicornServer
+from tests.server import ALL, APPROVE, AUDIT, EVALUATE, PUBLISH, ROOT, TOKENS, GunicornServer
 
 FIXTURE_RULESETS = ROOT / "tests" / "fixtures" / "rulesets"
 TOY_SOURCE = (FIXTURE_RULESETS / "toy" / "1.0.0.yaml").read_text(encoding="utf-8")
 
 # Callers, by the role(s) their token carries.
-TOKENS_BY_ROLE = {"evaluate": EVALUATE, "publish": PUBLISH, "audit": AUDIT, "all": ALL}
+TOKENS_BY_ROLE = {"evaluate": EVALUATE, "publish": PUBLISH, "audit": AUDIT, "approve": APPROVE, "all": ALL}
 
 
 # -- servers ----------------------------------------------------------------------------------

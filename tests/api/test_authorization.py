@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import Client, evaluate_body, problem, toy_input, toy_v2_yaml, toy_yaml, wait_for_log
-from tests.server import ALL, AUDIT, EVALUATE, PUBLISH
+from tests.server import ALL, APPROVE, AUDIT, EVALUATE, PUBLISH
 
 UNKNOWN_TOKEN = "not-a-known-token-7e1d"
 
@@ -20,6 +20,7 @@ CALLERS = {
     "evaluate": {"Authorization": f"Bearer {EVALUATE}"},
     "publish+evaluate": {"Authorization": f"Bearer {PUBLISH}"},
     "audit": {"Authorization": f"Bearer {AUDIT}"},
+    "approve": {"Authorization": f"Bearer {APPROVE}"},
     "all roles": {"Authorization": f"Bearer {ALL}"},
     "no token": {},
     "unknown token": {"Authorization": f"Bearer {UNKNOWN_TOKEN}"},
@@ -27,7 +28,7 @@ CALLERS = {
     "empty bearer": {"Authorization": "Bearer "},
 }
 ROLES_OF = {"evaluate": {"evaluate"}, "publish+evaluate": {"publish", "evaluate"}, "audit": {"audit"},
-            "all roles": {"evaluate", "publish", "audit"}}
+            "approve": {"approve"}, "all roles": {"evaluate", "publish", "audit", "approve"}}
 
 NAME = "authz-demo"  # a ruleset with versions 1.0.0 and 1.1.0, published by the fixture
 
@@ -58,6 +59,16 @@ def _endpoints(decision_id: str) -> list[tuple[str, str, str, dict, set[str] | N
         ("validate", "POST", "/v1/rulesets:validate", document, {"publish"}, ok),
         ("impact, given applications", "POST", f"/v1/rulesets/{NAME}/impact", given, {"publish"}, ok),
         ("impact, logged decisions", "POST", f"/v1/rulesets/{NAME}/impact", logged, {"publish", "audit"}, ok),
+        # This server publishes without approvals: approving or rejecting answers 409 (nothing
+        # proposed) to whoever may call it; four-eyes itself is tests/api/test_releases.py.
+        ("approve", "POST", f"/v1/rulesets/{NAME}/versions/1.1.0:approve", {}, {"approve"}, {200, 409}),
+        ("reject", "POST", f"/v1/rulesets/{NAME}/versions/1.1.0:reject", {}, {"approve"}, {200, 409}),
+        ("version history", "GET", f"/v1/rulesets/{NAME}/versions/1.0.0/history", {}, read, ok),
+        ("start rollout", "PUT", f"/v1/rulesets/{NAME}/rollout", {"json": {"challenger": "1.1.0", "mode": "shadow"}},
+         {"approve"}, {200, 201}),
+        ("read rollout", "GET", f"/v1/rulesets/{NAME}/rollout", {}, read, {200, 404}),
+        ("end rollout", "DELETE", f"/v1/rulesets/{NAME}/rollout", {}, {"approve"}, {200, 404}),
+        ("rollout report", "GET", f"/v1/rulesets/{NAME}/rollout/report", {}, read, ok),
         ("healthz", "GET", "/healthz", {}, None, ok),
         ("readyz", "GET", "/readyz", {}, None, ok),
         ("metrics", "GET", "/metrics", {}, None, ok),
@@ -80,7 +91,7 @@ def expected_in_token_mode(caller: str, needed: set[str] | None, success: set[in
 def expected_in_open_mode(needed: set[str] | None, success: set[int]) -> set[int]:
     if needed is None or needed <= {"evaluate", "read"}:
         return success
-    return {403}                            # publish and audit are closed without tokens
+    return {403}                            # publish, audit and approve are closed without tokens
 
 
 ENDPOINT_LABELS = [e[0] for e in _endpoints("x")]

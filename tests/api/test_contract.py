@@ -48,7 +48,7 @@ def test_every_operation_documents_roles_and_its_error_answers():
             assert operation.get("security") == [], f"{method} {template}: ops endpoints are open"
             continue
         roles = operation.get("x-required-roles")
-        assert roles and set(roles) <= {"evaluate", "publish", "audit", "read"}, f"{method} {template}: {roles}"
+        assert roles and set(roles) <= {"evaluate", "publish", "audit", "approve", "read"}, f"{method} {template}: {roles}"
         assert "401" in operation["responses"], f"{method} {template} can answer 401"
         if roles != ["read"]:
             assert "403" in operation["responses"], f"{method} {template} can answer 403"
@@ -242,12 +242,91 @@ def _scenarios(world) -> list[tuple[str, str, str, dict, int]]:
     ]
 
 
-def test_real_responses_of_every_operation_match_openapi(server, world):
+@pytest.fixture(scope="module")
+def four_eyes_server(tmp_path_factory):
+    """PUBLISH_APPROVALS=1: publishing proposes; `publish` (prod-91c2aa) proposes, `approve` approves."""
+    s = start_server(tmp_path_factory, "contract-four-eyes", {"RULESETS_DIR": str(FIXTURE_RULESETS),
+                                                              "RULES_API_TOKENS": TOKENS, "PUBLISH_APPROVALS": "1"})
+    yield s
+    s.stop()
+
+
+def _release_scenarios() -> list[tuple[str, str, str, dict, int]]:
+    """Four-eyes publishing and rollouts, in order, on `four_eyes_server`."""
+    document = {"headers": {"Content-Type": "application/yaml"}}
+    name = "release-demo"
+    return [
+        ("propose", "POST", f"/v1/rulesets/{name}/versions", {**document, "data": toy_yaml(name, "1.0.0").encode(),
+                                                               "token": "publish"}, 201),
+        ("propose challenger", "POST", f"/v1/rulesets/{name}/versions",
+         {**document, "data": toy_v2_yaml(name, "1.1.0", effective_from="2021-01-01").encode(), "token": "publish"}, 201),
+        ("propose to reject", "POST", f"/v1/rulesets/{name}/versions",
+         {**document, "data": toy_yaml(name, "1.2.0").encode(), "token": "publish"}, 201),
+        ("evaluate pinned proposed", "POST", "/v1/decisions",
+         {"json": evaluate_body("REL-1", ruleset=name, version="1.0.0"), "token": "publish"}, 422),
+        ("dry run proposed", "POST", "/v1/decisions",
+         {"json": evaluate_body("REL-2", ruleset=name, version="1.0.0", dry_run=True), "token": "publish"}, 200),
+        ("approve wrong role", "POST", f"/v1/rulesets/{name}/versions/1.0.0:approve", {"token": "publish"}, 403),
+        ("approve bad body", "POST", f"/v1/rulesets/{name}/versions/1.0.0:approve",
+         {"json": {"comment": 7}, "token": "approve"}, 422),
+        ("approve bad content type", "POST", f"/v1/rulesets/{name}/versions/1.0.0:approve",
+         {"data": b"x", "headers": {"Content-Type": "text/plain"}, "token": "approve"}, 415),
+        ("approve malformed", "POST", f"/v1/rulesets/{name}/versions/1.0.0:approve",
+         {"data": b"{", "headers": {"Content-Type": "application/json"}, "token": "approve"}, 400),
+        ("approve unknown", "POST", f"/v1/rulesets/{name}/versions/9.0.0:approve", {"token": "approve"}, 404),
+        ("approve", "POST", f"/v1/rulesets/{name}/versions/1.0.0:approve",
+         {"json": {"comment": "ok"}, "token": "approve"}, 200),
+        ("approve again", "POST", f"/v1/rulesets/{name}/versions/1.0.0:approve", {"token": "approve"}, 409),
+        ("reject", "POST", f"/v1/rulesets/{name}/versions/1.2.0:reject", {"json": {"comment": "no"}, "token": "approve"}, 200),
+        ("reject again", "POST", f"/v1/rulesets/{name}/versions/1.2.0:reject", {"token": "approve"}, 409),
+        ("reject wrong role", "POST", f"/v1/rulesets/{name}/versions/1.2.0:reject", {"token": "audit"}, 403),
+        ("reject unknown", "POST", f"/v1/rulesets/{name}/versions/9.0.0:reject", {"token": "approve"}, 404),
+        ("reject bad body", "POST", f"/v1/rulesets/{name}/versions/1.2.0:reject", {"json": [], "token": "approve"}, 422),
+        ("reject bad content type", "POST", f"/v1/rulesets/{name}/versions/1.2.0:reject",
+         {"data": b"x", "headers": {"Content-Type": "text/plain"}, "token": "approve"}, 415),
+        ("reject malformed", "POST", f"/v1/rulesets/{name}/versions/1.2.0:reject",
+         {"data": b"{", "headers": {"Content-Type": "application/json"}, "token": "approve"}, 400),
+        ("history", "GET", f"/v1/rulesets/{name}/versions/1.0.0/history", {"token": "evaluate"}, 200),
+        ("history unknown", "GET", f"/v1/rulesets/{name}/versions/9.0.0/history", {}, 404),
+        ("history no token", "GET", f"/v1/rulesets/{name}/versions/1.0.0/history", {"token": None}, 401),
+        ("no rollout yet", "GET", f"/v1/rulesets/{name}/rollout", {}, 404),
+        ("end no rollout", "DELETE", f"/v1/rulesets/{name}/rollout", {"token": "approve"}, 404),
+        ("rollout unusable challenger", "PUT", f"/v1/rulesets/{name}/rollout",
+         {"json": {"challenger": "1.2.0", "mode": "shadow"}, "token": "approve"}, 422),
+        ("rollout wrong role", "PUT", f"/v1/rulesets/{name}/rollout",
+         {"json": {"challenger": "1.1.0", "mode": "shadow"}, "token": "publish"}, 403),
+        ("rollout unknown challenger", "PUT", f"/v1/rulesets/{name}/rollout",
+         {"json": {"challenger": "7.0.0", "mode": "shadow"}, "token": "approve"}, 404),
+        ("rollout malformed", "PUT", f"/v1/rulesets/{name}/rollout",
+         {"data": b"{", "headers": {"Content-Type": "application/json"}, "token": "approve"}, 400),
+        ("rollout bad content type", "PUT", f"/v1/rulesets/{name}/rollout",
+         {"data": b"x", "headers": {"Content-Type": "text/plain"}, "token": "approve"}, 415),
+        ("start shadow", "PUT", f"/v1/rulesets/{name}/rollout",
+         {"json": {"challenger": "1.1.0", "mode": "shadow"}, "token": "approve"}, 201),
+        ("shadowed decision", "POST", "/v1/decisions",
+         {"json": evaluate_body("REL-3", ruleset=name, version=None, as_of="2024-06-01"), "token": "evaluate"}, 200),
+        ("change to split", "PUT", f"/v1/rulesets/{name}/rollout",
+         {"json": {"challenger": "1.1.0", "mode": "split", "share": 1, "sticky_by": "applicant.code"}, "token": "approve"}, 200),
+        ("split decision", "POST", "/v1/decisions",
+         {"json": evaluate_body("REL-4", ruleset=name, version=None, as_of="2024-06-01"), "token": "evaluate"}, 200),
+        ("logged split decision", "GET", "/v1/decisions?application_id=REL-4", {"token": "audit"}, 200),
+        ("read rollout", "GET", f"/v1/rulesets/{name}/rollout", {"token": "audit"}, 200),
+        ("read rollout unknown ruleset", "GET", "/v1/rulesets/nope/rollout", {}, 404),
+        ("report", "GET", f"/v1/rulesets/{name}/rollout/report?from=2020-01-01&to=2100-01-01T00:00:00Z", {}, 200),
+        ("report bad from", "GET", f"/v1/rulesets/{name}/rollout/report?from=yesterday", {}, 422),
+        ("report unknown ruleset", "GET", "/v1/rulesets/nope/rollout/report", {}, 404),
+        ("end rollout", "DELETE", f"/v1/rulesets/{name}/rollout", {"token": "approve"}, 200),
+        ("end rollout wrong role", "DELETE", f"/v1/rulesets/{name}/rollout", {"token": "evaluate"}, 403),
+    ]
+
+
+def test_real_responses_of_every_operation_match_openapi(server, world, four_eyes_server):
     exercised: dict[tuple[str, str], set[int]] = {}
-    for label, method, path, kwargs, expected in _scenarios(world):
+    runs = [(server, s) for s in _scenarios(world)] + [(four_eyes_server, s) for s in _release_scenarios()]
+    for target, (label, method, path, kwargs, expected) in runs:
         kwargs = dict(kwargs)
         role = kwargs.pop("token", "all")
-        client = Client(server.url, TOKENS_BY_ROLE[role] if role else None)
+        client = Client(target.url, TOKENS_BY_ROLE[role] if role else None)
         response = client.request(method, path, **kwargs)  # checked against openapi.yaml by the Client
         assert response.status_code == expected, f"{label}: {method} {path} -> {response.status_code}: {response.text[:300]}"
         template = contract.find_template(path)
