@@ -18,6 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.console import init_console
     from service.decisionlog import SchemaNotMigrated, StoreUnavailable, open_store
     from service.decisions import Clock, DecisionService
+    from service.rollouts import Rollouts
     from service.metrics import get_metrics
 
     config = dict(config or {})
@@ -40,6 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
     metrics = get_metrics()
     app.extensions["store"] = store
     app.extensions["catalog"] = catalog
+    app.extensions["rollouts"] = Rollouts(catalog, store)
     app.extensions["decisions"] = DecisionService(catalog, store, clock, metrics)
     app.extensions["metrics"] = metrics
 

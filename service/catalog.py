@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.decisionlog import NotFound, RulesetVersionRow, Store, StoreUnavailable, VersionConflict
-from service.decisionlog.releases import Approval, ReleaseEvent, ReleaseState, RolloutRow, TransitionRefused
+from service.decisionlog.releases import Approval, ReleaseState, RolloutRow, TransitionRefused
 from service.errors import (
     InvalidRollout, InvalidRuleset, NoRollout, Problem, ReleaseConflict, SelfApproval, UnknownRuleset,
 )
@@ -253,9 +253,14 @@ class Catalog:
         self.sync(force=True)
         return state
 
-    def history(self, name: str, version: str) -> list[ReleaseEvent]:
+    def history(self, name: str, version: str) -> list[dict]:
+        """Every transition, oldest first: {event, identity, at, comment[, detail]}."""
         self.get(name, version)
-        return self.store.release_history(name, version)
+        return [e.as_dict() for e in self.store.release_history(name, version)]
+
+    def status_of(self, name: str, version: str) -> str:
+        """The registry status: proposed | active | rejected | retired (| draft)."""
+        return self.get(name, version).status
 
     # -- rollouts ---------------------------------------------------------------------------
 

@@ -113,6 +113,24 @@ def shadow_record(lv: LoadedVersion, evaluation: Evaluation | None, error: Excep
     return out
 
 
+class Rollouts:
+    """The running rollouts and their reports, for in-process readers (the console)."""
+
+    def __init__(self, catalog: Catalog, store: Store):
+        self.catalog, self.store = catalog, store
+
+    def list(self) -> list[dict]:
+        self.catalog.sync()
+        return [rollout_view(row) for _, row in sorted(self.catalog.rollouts.items())]
+
+    def get(self, name: str) -> dict | None:
+        row = self.catalog.rollout(name)
+        return rollout_view(row) if row is not None else None
+
+    def report(self, name: str, time_from: dt.datetime | None = None, time_to: dt.datetime | None = None) -> dict:
+        return report(self.catalog, self.store, name, time_from, time_to)
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 

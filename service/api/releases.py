@@ -63,7 +63,7 @@ def history(name: str, version: str):
     lv = _catalog().get(name, version)
     events = _catalog().history(name, version)
     return json_response({"name": name, "version": version, "status": lv.status,
-                          "history": [e.as_dict() for e in events]})
+                          "history": events})
 
 
 @bp.get("/v1/rulesets/<name>/rollout")
