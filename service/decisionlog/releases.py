@@ -134,10 +134,17 @@ class ReleaseRecords:
 
     # -- plumbing ----------------------------------------------------------------
 
+    def _placeholder(self) -> str:
+        return "?" if self.backend == "sqlite" else "%s"
+
     def _release_tx(self, work: Callable[[Any], Any], *, write: bool):
+        placeholder = self._placeholder()
+        transaction = getattr(self, "_transaction", None)
+        if transaction is not None:  # a backend with one transaction hook for both dialects
+            return transaction(lambda conn: work(_Conn(conn, placeholder)), write=write)
         if self.backend == "sqlite":
-            return self._run(lambda conn: work(_Conn(conn, "?")), write=write)
-        return self._run(lambda conn: work(_Conn(conn, "%s")))
+            return self._run(lambda conn: work(_Conn(conn, placeholder)), write=write)
+        return self._run(lambda conn: work(_Conn(conn, placeholder)))
 
     # -- hooks used inside publish / retire ------------------------------------------
 
@@ -145,7 +152,7 @@ class ReleaseRecords:
         """For `publish_version(after_insert=…)`: the new version is stored as proposed, in
         the same transaction as its row (a crash never leaves an unapproved version active)."""
         def hook(conn) -> None:
-            c = _Conn(conn, "?" if self.backend == "sqlite" else "%s")
+            c = _Conn(conn, self._placeholder())
             c.execute("INSERT INTO release_state (name, version, status, proposed_by) VALUES (?, ?, 'proposed', ?)",
                       (name, version, identity))
             _event(c, name, version, "proposed", identity, comment)
@@ -155,7 +162,7 @@ class ReleaseRecords:
                    detail: dict | None = None):
         """For `publish_version(after_insert=…)`: record one history event with the row."""
         def hook(conn) -> None:
-            _event(_Conn(conn, "?" if self.backend == "sqlite" else "%s"), name, version, event, identity, comment, detail)
+            _event(_Conn(conn, self._placeholder()), name, version, event, identity, comment, detail)
         return hook
 
     # -- reading --------------------------------------------------------------------
