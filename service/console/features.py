@@ -45,15 +45,26 @@ def chain_head(store) -> dict[str, Any] | None:
 
 
 def checkpoints_available(app) -> bool:
-    return "checkpoints" in app.extensions
+    return hasattr(_audit_source(app), "list_checkpoints")
+
+
+def signing_configured(app) -> bool:
+    return "checkpointer" in app.extensions
 
 
 def latest_checkpoint(app) -> dict | None:
-    service = app.extensions.get("checkpoints")
-    if service is None:
+    if not checkpoints_available(app):
         return None
-    items = service.list(limit=1) if hasattr(service, "list") else []
-    return items[0] if items else None
+    items = _audit_source(app).list_checkpoints(limit=1)
+    if not items:
+        return None
+    item = items[0]
+    return item.to_dict() if hasattr(item, "to_dict") else dict(item)
+
+
+def _audit_source(app):
+    """The object the API's audit endpoints read: the audit service where there is one."""
+    return app.extensions.get("audit") or app.extensions["store"]
 
 
 # -- registry: status, history, four-eyes ----------------------------------------------------

@@ -90,6 +90,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "checkpoint": ("最新签名检查点", "Latest signed checkpoint"),
     "no_checkpoint": ("尚无签名检查点。", "No signed checkpoint yet."),
     "signature": ("签名", "Signature"),
+    "signing_off": ("(本实例未配置 DECISION_LOG_SIGNING_KEY,不签名检查点。)",
+                    "(DECISION_LOG_SIGNING_KEY is not set here: no checkpoints are signed.)"),
     "time": ("时间", "Time"),
     "run_verify": ("运行链校验", "Run chain verification"),
     "verify_ok": ("校验通过:日志未被篡改或截断。", "Verified: the log has not been altered or truncated."),

@@ -336,7 +336,8 @@ def _audit_page(report=None):
     store = _store()
     return render_template("console/audit.html", head=features.chain_head(store),
                            checkpoint=features.latest_checkpoint(current_app), report=report,
-                           checkpoints_available=features.checkpoints_available(current_app))
+                           checkpoints_available=features.checkpoints_available(current_app),
+                           signing_configured=features.signing_configured(current_app))
 
 
 @bp.get("/audit")
