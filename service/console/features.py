@@ -122,29 +122,17 @@ def review(catalog, name: str, version: str, decision: str, identity: str | None
 
 
 def rollouts_available(app) -> bool:
-    return hasattr(app.extensions["catalog"], "rollout")
+    return "rollouts" in app.extensions
 
 
 def rollouts(app) -> list[dict]:
-    from service import rollouts as rollout_service
-
-    catalog = app.extensions["catalog"]
-    out = []
-    for name in catalog.registry.names():
-        row = catalog.rollout(name)
-        if row is not None:
-            out.append(rollout_service.rollout_view(row))
-    return out
+    return app.extensions["rollouts"].list()
 
 
 def rollout_report(app, name: str, time_from=None, time_to=None):
-    from service import rollouts as rollout_service
-
-    catalog = app.extensions["catalog"]
-    catalog.versions(name)  # an unknown ruleset is a 404
-    row = catalog.rollout(name)
-    report = rollout_service.report(catalog, catalog.store, name, time_from, time_to)
-    return (rollout_service.rollout_view(row) if row is not None else None), report
+    app.extensions["catalog"].versions(name)  # an unknown ruleset is a 404
+    service = app.extensions["rollouts"]
+    return service.get(name), service.report(name, time_from, time_to)
 
 
 def jobs_available(app) -> bool:

@@ -129,7 +129,9 @@ def _console_error(exc: Exception):
         return _error_page(409, "error", str(exc))
     if isinstance(exc, ServiceError):
         status = _status_of(exc)
-        return _error_page(status, "forbidden" if status == 403 else "error", exc.message,
+        hint = WORDS.get(f"err_{exc.code}")
+        message = f"{t('err_' + exc.code)} — {exc.message}" if hint else exc.message
+        return _error_page(status, "forbidden" if status == 403 else "error", message,
                            [(p.path, p.message) for p in exc.problems])
     if isinstance(exc, HTTPException):
         return _error_page(exc.code or 500, "not_found" if exc.code == 404 else "error", exc.description or "")

@@ -37,7 +37,8 @@ def server():
         pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     rulesets = _rulesets_subset()
     try:
-        with GunicornServer({"RULES_API_TOKENS": TOKENS, "CONSOLE_SECRET_KEY": SECRET, "RULESETS_DIR": str(rulesets)}) as srv:
+        with GunicornServer({"RULES_API_TOKENS": TOKENS, "CONSOLE_SECRET_KEY": SECRET, "RULESETS_DIR": str(rulesets),
+                             "PUBLISH_APPROVALS": "1"}) as srv:
             yield srv
     finally:
         shutil.rmtree(rulesets, ignore_errors=True)
@@ -83,19 +84,29 @@ class Console:
     def text(self, css: str = "body") -> str:
         return self.find(css).text
 
+    def submit(self, css: str):
+        """Click what navigates (a button, a link) and wait until the next page has loaded."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        page = self.find("html")
+        self.find(css).click()
+        wait = WebDriverWait(self.driver, 30)
+        wait.until(expected_conditions.staleness_of(page))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        return self
+
     def sign_in(self, token: str):
         self.open("/console/signin")
         self.find("#token").send_keys(token)
-        self.find("#sign-in").click()
-        return self
+        return self.submit("#sign-in")
 
     def sign_out(self):
-        self.find("#sign-out").click()
-        return self
+        return self.submit("#sign-out")
 
     def language(self, lang: str):
         if self.driver.find_element("css selector", "html").get_attribute("lang") != ("zh-CN" if lang == "zh" else "en"):
-            self.find("#switch-language").click()
+            self.submit("#switch-language")
         return self
 
     def screenshot(self, name: str) -> Path:

@@ -37,7 +37,7 @@ def test_sign_in_gives_a_strict_httponly_session(console):
     assert console.path.startswith("/console/signin")  # not signed in: sent to sign-in
     console.screenshot("signin")
     console.find("#token").send_keys("not-a-token-at-all")
-    console.find("#sign-in").click()
+    console.submit("#sign-in")
     assert "令牌无效" in console.text("#error-message")
     console.sign_in(AUDIT)
     assert console.path.startswith("/console/decisions")
@@ -56,7 +56,7 @@ def test_search_filters_and_lists_newest_first(console):
 
     console.find("#q-outcome").send_keys("DECLINE")
     console.find("#q-rule_id").send_keys("PR-1-PROHIBITED-PRODUCT")
-    console.find("#search").click()
+    console.submit("#search")
     rows = [r.get_attribute("data-decision-id") for r in console.find_all("tr.decision-row")]
     assert rows == [seeded["decline"]["decision_id"]]
     console.screenshot("decisions-search")
@@ -75,7 +75,7 @@ def test_search_pages_through_every_decision(console, server):
         decide(server, f"APP-CONSOLE-PAGE-{n:02d}")
     console.open("/console/decisions?application_id=")
     first = [r.get_attribute("data-decision-id") for r in console.find_all("tr.decision-row")]
-    console.find("#next-page").click()
+    console.submit("#next-page")
     second = [r.get_attribute("data-decision-id") for r in console.find_all("tr.decision-row")]
     assert len(first) == 25 and second and not set(first) & set(second)
     assert seeded["approve"]["decision_id"] in second
@@ -101,7 +101,7 @@ def test_csv_export_has_the_filtered_decisions(console, server):
 def test_decline_shows_every_stage_fired_rules_and_bilingual_reasons(console):
     decline = seeded["decline"]
     console.language("zh").open("/console/decisions?outcome=DECLINE")
-    console.find("a.open-decision").click()
+    console.submit("a.open-decision")
     assert console.path == f"/console/decisions/{decline['decision_id']}"
     assert console.text("#outcome") == "DECLINE"
     assert console.text("#ruleset-sha256") == decline["ruleset"]["sha256"]
@@ -134,7 +134,7 @@ def test_decline_shows_every_stage_fired_rules_and_bilingual_reasons(console):
 
 def test_replay_shows_identical(console):
     console.open(f"/console/decisions/{seeded['decline']['decision_id']}")
-    console.find("#replay").click()
+    console.submit("#replay")
     assert console.find("#replay-result").get_attribute("data-identical") == "true"
     assert "完全一致" in console.text("#replay-result")
     console.screenshot("decision-replay")
@@ -143,7 +143,7 @@ def test_replay_shows_identical(console):
 def test_audit_page_verifies_the_chain(console):
     console.open("/console/audit")
     assert int(console.text("#head-seq")) >= 3
-    console.find("#run-verify").click()
+    console.submit("#run-verify")
     assert console.find("#verify-result").get_attribute("data-ok") == "true"
     console.screenshot("audit-verify")
 
@@ -164,7 +164,7 @@ def test_an_altered_record_shows_its_integrity_failure(console, server):
     assert console.find("#hash-ok").get_attribute("class") == "bad"
     console.screenshot("decision-tampered")
     console.open("/console/audit")
-    console.find("#run-verify").click()
+    console.submit("#run-verify")
     assert console.find("#verify-result").get_attribute("data-ok") == "false"
     assert decline["decision_id"] in console.text("#verify-problem")
     console.screenshot("audit-verify-failed")

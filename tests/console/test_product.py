@@ -9,8 +9,8 @@ import re
 import pytest
 import requests
 
-from tests.console.conftest import ROOT
-from tests.server import ALL, AUDIT, PUBLISH, bearer
+from tests.console.conftest import APPLICANT, REQUEST, ROOT
+from tests.server import ALL, APPROVE, AUDIT, PUBLISH, bearer
 
 # One gunicorn and one Chromium per module (~40-60 s to start on a busy 2-core machine).
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_the_diff_page_shows_the_changed_parameter(console, proposed):
     console.open(f"/console/rulesets/{NAME}")
     assert console.find_all(f"tr[data-version='{NEW_VERSION}']")
     console.screenshot("versions")
-    console.find("#compare").click()
+    console.submit("#compare")
     assert console.path.startswith(f"/console/rulesets/{NAME}/diff")
     row = console.find("#diff-parameters tr[data-param='priority_provinces']")
     assert "安徽省" not in row.find_element("css selector", "td.was").text
@@ -77,19 +77,81 @@ def test_the_diff_page_shows_the_changed_parameter(console, proposed):
 
 
 def test_an_approver_approves_the_proposal_in_the_console(console, proposed, server):
-    if proposed.get("status") != "proposed":
-        pytest.skip("this build publishes without four-eyes approval: there is nothing to approve")
-    console.sign_in(ALL)
+    assert proposed["status"] == "proposed"  # four-eyes: publishing only proposes
+    console.sign_in(APPROVE)
+    assert console.text("#identity") == "wang.fang"
     console.open("/console/proposals")
     console.screenshot("proposals")
     console.find(f"tr[data-proposal='{NAME}@{NEW_VERSION}'] a.review-link").click()
-    assert console.find("#diff-parameters tr[data-param='priority_provinces']")
+    assert console.text("#status") == "proposed"
+    row = console.find("#diff-parameters tr[data-param='priority_provinces']")
+    assert "安徽省" in row.find_element("css selector", "td.now").text
     console.find("#comment").send_keys("四眼复核通过 / four-eyes review passed")
     console.screenshot("review")
-    console.find("#approve").click()
+    console.submit("#approve")
     assert console.find_all("#review-done") and console.text("#status") == "active"
-    assert _version_status(server, NEW_VERSION) == "active"
+    events = [e.get_attribute("data-event") for e in console.find_all("tr.history-event")]
+    assert events[0] == "proposed" and "approved" in events and events[-1] == "activated"
+    assert "四眼复核通过" in console.text("#history")
     console.screenshot("approved")
+    assert _version_status(server, NEW_VERSION) == "active"
+    history = requests.get(f"{server.url}/v1/rulesets/{NAME}/versions/{NEW_VERSION}/history",
+                           headers=bearer(AUDIT), timeout=30).json()["history"]
+    assert [e["identity"] for e in history if e["event"] == "approved"] == ["wang.fang"]
+    console.open(f"/console/rulesets/{NAME}")
+    assert "wang.fang" in console.find(f"tr[data-version='{NEW_VERSION}']").text
+    console.sign_out()
+
+
+def test_nobody_approves_their_own_proposal(console, server):
+    response = requests.post(f"{server.url}/v1/rulesets/{NAME}/versions", data=_document("1.0.2").encode("utf-8"),
+                             headers={**bearer(ALL), "Content-Type": "application/yaml"}, timeout=120)
+    assert response.status_code == 201 and response.json()["status"] == "proposed", response.text
+    console.sign_in(ALL)
+    console.open(f"/console/rulesets/{NAME}/versions/1.0.2/review")
+    console.find("#reject")  # the form is there: this token holds the approve role
+    console.network_events()
+    console.submit("#approve")
+    assert _statuses(console)[-1] == 403
+    assert "四眼原则" in console.text("#error-message") and "cannot approve it" in console.text("#error-message")
+    console.screenshot("self-approval")
+    assert _version_status(server, "1.0.2") == "proposed"
+    # someone else rejects it, with a comment
+    console.sign_out().sign_in(APPROVE)
+    console.open(f"/console/rulesets/{NAME}/versions/1.0.2/review")
+    console.find("#comment").send_keys("参数未经风险委员会讨论 / not discussed by the risk committee")
+    console.submit("#reject")
+    assert console.text("#status") == "rejected"
+    assert _version_status(server, "1.0.2") == "rejected"
+    console.sign_out()
+
+
+def test_a_shadow_rollout_shows_its_report_and_the_challengers_result(console, server):
+    response = requests.put(f"{server.url}/v1/rulesets/{NAME}/rollout", headers=bearer(APPROVE), timeout=30,
+                            json={"challenger": NEW_VERSION, "mode": "shadow"})
+    assert response.status_code in (200, 201), response.text
+    # 安徽省 is a prudent region for 1.0.0 (individual mode -> REFER) and a priority one for 1.0.1
+    anhui = {**APPLICANT, "province": "安徽省"}
+    body = {"ruleset": NAME, "as_of": "2026-01-15", "application_id": "APP-CONSOLE-SHADOW",
+            "input": {"applicant": anhui, "request": REQUEST}}
+    decided = requests.post(f"{server.url}/v1/decisions", json=body, headers=bearer(PUBLISH), timeout=30)
+    assert decided.status_code == 200, decided.text
+    decision = decided.json()
+    console.sign_in(ALL)
+    console.open("/console/rollouts")
+    assert NEW_VERSION in console.text("#rollouts")
+    console.screenshot("rollouts")
+    console.submit("a.rollout-report")
+    assert int(console.text("#arms tr[data-arm='champion'] td")) >= 1
+    assert int(console.text("#matrix td[data-from='REFER'][data-to='APPROVE']")) >= 1
+    assert "TG-REGION-PRIORITY" in console.text("#changed")
+    console.screenshot("rollout-report")
+    console.open(f"/console/decisions/{decision['decision_id']}")
+    assert console.text("#outcome") == decision["outcome"]
+    assert console.find_all("#shadow") and NEW_VERSION in console.text("#shadow")
+    console.screenshot("decision-shadow")
+    assert requests.delete(f"{server.url}/v1/rulesets/{NAME}/rollout", headers=bearer(APPROVE), timeout=30).status_code == 200
+    console.sign_out()
 
 
 def test_forms_without_this_sessions_csrf_token_are_refused(console, server, proposed):
@@ -99,7 +161,7 @@ def test_forms_without_this_sessions_csrf_token_are_refused(console, server, pro
     console.open(retire_path)
     console.driver.execute_script("document.querySelector('#retire-form input[name=csrf_token]').value = 'forged-token-value';")
     console.network_events()
-    console.find("#retire").click()
+    console.submit("#retire")
     assert _statuses(console)[-1] == 403
     assert "CSRF" in console.text("#error-message")
     console.screenshot("csrf-refused")
@@ -115,7 +177,7 @@ def test_forms_without_this_sessions_csrf_token_are_refused(console, server, pro
     # with the page's own token the same form works
     console.open(retire_path)
     console.screenshot("retire")
-    console.find("#retire").click()
+    console.submit("#retire")
     assert console.find_all("#retired")
     assert _version_status(server, NEW_VERSION) == "retired"
 
