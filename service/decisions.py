@@ -151,6 +151,8 @@ class DecisionService:
         ))
         if self.metrics is not None:
             self.metrics.decision(lv.name, lv.version, evaluation.outcome, duration_ms / 1000)
+            if arm is not None:
+                self.metrics.rollout(lv.name, rollout.mode, arm, shadow_decision is not None)
         return body
 
     def _decide(self, lv: LoadedVersion, request: dict, as_of: dt.date) -> Decision:

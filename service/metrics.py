@@ -27,12 +27,18 @@ class Metrics:
         self.evaluation_latency = Histogram(
             "credit_rules_evaluation_duration_seconds", "Validation and evaluation time of one decision", ["ruleset"],
             buckets=LATENCY_BUCKETS)
+        self.rollout_decisions = Counter(
+            "credit_rules_rollout_decisions_total", "Decisions under a champion/challenger rollout, by the arm that "
+            "answered and whether the other arm evaluated (ok) or failed", ["ruleset", "mode", "arm", "shadow"])
         self.log_failures = Counter(
             "credit_rules_decision_log_failures_total", "Decisions refused because the log could not be written")
 
     def decision(self, ruleset: str, version: str, outcome: str, seconds: float) -> None:
         self.decisions.labels(ruleset, version, outcome).inc()
         self.evaluation_latency.labels(ruleset).observe(seconds)
+
+    def rollout(self, ruleset: str, mode: str, arm: str, shadow_ok: bool) -> None:
+        self.rollout_decisions.labels(ruleset, mode, arm, "ok" if shadow_ok else "failed").inc()
 
     def request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, endpoint, str(status)).inc()

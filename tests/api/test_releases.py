@@ -192,6 +192,9 @@ def test_a_failing_challenger_never_fails_or_changes_the_answer(proposer, approv
     assert record["shadow"]["error"]["code"] == "invalid_input" and "outcome" not in record["shadow"]
     report = auditor.get(f"/v1/rulesets/{unique}/rollout/report").json()
     assert report["shadow_errors"] == 1 and report["pairs"] == 0
+    metrics = auditor.get("/metrics").text
+    assert (f'credit_rules_rollout_decisions_total{{arm="champion",mode="shadow",ruleset="{unique}",shadow="failed"}} 1.0'
+            in metrics), [line for line in metrics.splitlines() if "rollout" in line]
 
 
 def test_split_sends_a_stable_share_to_the_challenger_and_says_which_arm(proposer, approver, auditor, unique):
