@@ -33,7 +33,7 @@ import json
 from dataclasses import dataclass
 
 from service.engine.durable import DurableRuleset
-from service.engine.facts import Need, encode_scalar, key_of, make_writer
+from service.engine.facts import Need, encode_scalar, fact_head, make_piece, make_writer, quantifier_pieces
 from service.rulesets.analysis import WavePlan
 from service.rulesets.model import All, Always, AnyOf, Compare, Not, Quantified, Rule, Ruleset, Stage
 from service.rulesets.operators import OPERATORS
@@ -85,7 +85,7 @@ class _Compiler:
         self.item = item
 
     def need(self, path: str, t: TypeSpec, **what) -> str:
-        n = Need(path, t)
+        n = Need(path, t, key=self.quantifiers.key(path))
         for k, v in what.items():
             if isinstance(getattr(n, k), set):
                 getattr(n, k).update(v)
@@ -95,7 +95,7 @@ class _Compiler:
             self.needs[path].merge(n)
         else:
             self.needs[path] = n
-        return key_of(path)
+        return n.key
 
     def cond(self, c, neg: bool) -> list[dict]:
         """DNF: a list of terms, each a dict test-text -> test."""
@@ -240,17 +240,31 @@ class CompiledQuantifier:
     kind: str  # fact kind of its item facts
     needs: dict[str, Need]
     term_names: frozenset[str]
-    writers: tuple = ()
+    writers: tuple = ()  # (path parts, dict writer): the reference form
+    pieces: tuple = ()  # (path parts, text piece), built once
+    head: str = ""
 
     def __post_init__(self):
         self.writers = tuple((tuple(n.path.split(".")), make_writer(n)) for n in self.needs.values())
+        self.pieces = tuple((tuple(n.path.split(".")), make_piece(n)) for n in self.needs.values())
+        self.head = fact_head(self.kind)
 
 
 class _Quantifiers:
+    """What every condition compiler of one ruleset shares: the quantifiers, and the fact keys."""
+
     def __init__(self, definition: dict):
         self.definition = definition
         self.by_text: dict[str, CompiledQuantifier] = {}
         self.in_wave: list[CompiledQuantifier] = []
+        self.keys: dict[str, str] = {}
+
+    def key(self, path: str) -> str:
+        """The short fact key of a path (item paths share the table: they live in other facts)."""
+        key = self.keys.get(path)
+        if key is None:
+            key = self.keys[path] = f"k{len(self.keys)}"
+        return key
 
     def add(self, q: Quantified) -> str:
         text = repr((q.path, q.quantifier, q.cond))
@@ -282,10 +296,16 @@ class SubWave:
     kind: str  # the fact's `_w`
     needs: tuple[Need, ...]
     quantifiers: tuple[str, ...]  # ___qN keys this fact carries
-    writers: tuple = ()  # (path parts, writer) per need, built once
+    writers: tuple = ()  # (path parts, dict writer) per need: the reference form
+    pieces: tuple = ()  # (path parts, text piece) per need, built once
+    head: str = ""
+    quantifier_texts: tuple = ()  # (___qN, its text when true, when false)
 
     def __post_init__(self):
         self.writers = tuple((tuple(n.path.split(".")), make_writer(n)) for n in self.needs)
+        self.pieces = tuple((tuple(n.path.split(".")), make_piece(n)) for n in self.needs)
+        self.head = fact_head(self.kind)
+        self.quantifier_texts = tuple((key, *quantifier_pieces(key)) for key in self.quantifiers)
 
 
 @dataclass
@@ -374,7 +394,7 @@ def _split(w: int, units, definition) -> tuple[tuple[SubWave, ...], dict[int, fr
                 if path in needs:
                     needs[path].merge(need)
                 else:
-                    needs[path] = Need(need.path, need.type, need.value, need.null, set(need.prefixes), set(need.has), need.empty)
+                    needs[path] = need.copy()
         subwaves.append(SubWave(kind, tuple(needs.values()), tuple(dict.fromkeys(qs))))
         current.clear()
 

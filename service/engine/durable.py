@@ -91,15 +91,19 @@ class _Session:
         return self._facts > 0
 
     def assert_fact(self, fact: dict) -> set[str]:
-        """Assert one fact; return the names of the rules it activated (each once).
+        """Assert one fact (a dict); see assert_text."""
+        body = json.dumps(fact, ensure_ascii=False)
+        return self.assert_text(body[:-1])
+
+    def assert_text(self, body: str) -> set[str]:
+        """Assert one fact given as its JSON text without the closing brace (the session adds
+        its `sid` and a fresh `id`); return the names of the rules it activated (each once).
 
         A condition with `$or` activates its rule once per satisfied branch, so names
         are collected into a set.
         """
         self._facts += 1
-        fact["sid"] = self._sid
-        fact["id"] = f"f{self._facts}"
-        status, state = _engine.assert_fact(self._handle, json.dumps(fact, ensure_ascii=False))
+        status, state = _engine.assert_fact(self._handle, f'{body}, "sid": "{self._sid}", "id": "f{self._facts}"}}')
         if status == 1:  # no rule is interested in this fact
             return set()
         if status != 0:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from service.engine.compiler import CompiledRuleset
-from service.engine.facts import build_fact, build_item_fact
+from service.engine.facts import build_item_text
 from service.errors import EvaluationError
 from service.rulesets import expr
 from service.rulesets.model import (
@@ -40,6 +40,8 @@ class Evaluation:
         """The trace at a level: one entry per rule (`full`) or per fired rule (`fired`)."""
         if level == "none":
             return []
+        if level == "fired" and self._record is None:
+            return self._state.fired_trace()  # only the values the fired rules read
         return self._state.ev.expand(self.record(), fired_only=level == "fired")
 
     def record(self) -> dict:
@@ -143,6 +145,10 @@ class Evaluator:
             name: {v: i for i, v in enumerate(f.type.items.values)}
             for name, f in rs.results.items() if f.type.kind == "list"
         }
+        # Per wave: how to write each sub-wave's fact text, straight from the state.
+        self.wave_plans = tuple(
+            (wave, tuple((sub.head, _fact_plan(sub, self.params), sub.quantifier_texts) for sub in wave.subwaves))
+            for wave in compiled.waves)
 
     def expand(self, record: dict, *, fired_only: bool = False) -> list[dict]:
         """Trace entries, in stage then rule order, from a normalised trace record."""
@@ -167,14 +173,21 @@ class Evaluator:
         for stage in self.ungated:
             state.apply_defaults(stage)
         with self.compiled.engine.session() as session:
-            for wave in self.compiled.waves:
+            for wave, subwaves in self.wave_plans:
                 matched = {q.key: _any_item_matches(session, q, state.lookup(q.list_path)) for q in wave.quantifiers}
                 names: set[str] = set()
-                for sub in wave.subwaves:
-                    fact = build_fact(sub, state.value)
-                    for key in sub.quantifiers:
-                        fact[key] = matched[key]
-                    names |= session.assert_fact(fact)
+                for head, plan, quantifier_texts in subwaves:
+                    parts = [head]
+                    for get, piece in plan:
+                        if get is None:  # a parameter: constant text
+                            parts.append(piece)
+                        else:
+                            text = piece(get(state))
+                            if text:
+                                parts.append(text)
+                    for key, true_text, false_text in quantifier_texts:
+                        parts.append(true_text if matched[key] else false_text)
+                    names |= session.assert_text(", ".join(parts))
                 for stage, terms in wave.gates:
                     if names & terms:
                         state.apply_defaults(stage.id)
@@ -187,9 +200,57 @@ class Evaluator:
 def _any_item_matches(session, q, items) -> bool:
     """Does some item of the list match the quantifier's item condition? (one fact per item)"""
     for item in items or ():
-        if session.assert_fact(build_item_fact(q, item)) & q.term_names:
+        if session.assert_text(build_item_text(q, item)) & q.term_names:
             return True
     return False
+
+
+def _fact_plan(sub, params: dict) -> tuple:
+    """(getter(state) -> value, piece) per need of a sub-wave, the getter specialised by the
+    path's root; a parameter's piece is its constant text (getter None). Reads exactly
+    what _State.value reads."""
+    plan = []
+    for parts, piece in sub.pieces:
+        root = parts[0]
+        if root == PARAMS_ROOT:
+            text = piece(params[parts[1]])
+            if text:
+                plan.append((None, text))
+            continue
+        plan.append((_getter(parts), piece))
+    return tuple(plan)
+
+
+def _getter(parts: tuple[str, ...]):
+    root = parts[0]
+    if root == RESULT_ROOT:
+        name = parts[1]
+        return lambda state: state.results.get(name)
+    if root == USES_ROOT:
+        alias, name = parts[1], parts[2]
+        if name == "outcome":
+            return lambda state: state.uses[alias].outcome
+        return lambda state: state.uses[alias].results.get(name)
+    if root == DECISION_ROOT:
+        return lambda state: _OUTCOME_BY_SEVERITY[state.severity]
+    if len(parts) == 1:
+        return lambda state: state.data.get(root)
+    if len(parts) == 2:
+        leaf = parts[1]
+
+        def two(state):
+            value = state.data.get(root)
+            return None if value is None else value.get(leaf)
+        return two
+
+    def deep(state):
+        value = state.data
+        for part in parts:
+            if value is None:
+                return None
+            value = value.get(part)
+        return value
+    return deep
 
 
 class _State:
@@ -294,6 +355,25 @@ class _State:
         results = {name: self.results[name] for name in rs.results if name in self.results}
         return Evaluation(ruleset=rs, as_of=as_of, outcome=_OUTCOME_BY_SEVERITY[self.severity], reasons=reasons,
                           results=results, fired=fired_ids, uses=self.uses, _state=self)
+
+    def read_value(self, read: _TraceRead):
+        value = self.value(read.parts)
+        if read.item_parts is not None:
+            value = [_dig(item, read.item_parts) for item in value or ()]
+        return value
+
+    def fired_trace(self) -> list[dict]:
+        """Evaluator.expand(self.record(), fired_only=True), reading only the fired rules' values."""
+        ev = self.ev
+        out = []
+        for rule in ev.rules_in_order:
+            done = self.fired.get(rule.id)
+            if done is None:
+                continue
+            out.append({"rule_id": rule.id, "stage": rule.stage, "fired": True,
+                        "inputs": {read.display: self.read_value(read) for read in ev.trace_reads[rule.id]},
+                        "effect": done})
+        return out
 
     def record(self) -> dict:
         ev = self.ev

@@ -1,6 +1,12 @@
 """Request validation built from a ruleset's declared `input` (marshmallow, unknown=RAISE).
 
-Built once per ruleset version when it loads. Fields are strict: JSON `1` is not a
+Built once per ruleset version when it loads, twice over: the marshmallow schema, whose
+messages every 422 carries, and a validator generated from the same declared input
+(`_fast`, plain closures, several times quicker) that takes the hot path. The generated one
+accepts only what it is sure of and then returns exactly what marshmallow would (same
+values, same types, same key order: tests/schemas/test_fast_validator.py); anything else —
+every refusal included — goes through marshmallow, so refusals and their messages are
+marshmallow's. Fields are strict: JSON `1` is not a
 boolean and `"5"` is not a number (durable_rules would happily treat them as `true`
 and 5), decimals keep at most their declared places, enums, formats, bounds, lengths,
 nested objects and lists are checked, defaults filled in, and the ruleset's
@@ -158,12 +164,134 @@ def _flatten(messages, prefix: str, out: list[Problem]) -> None:
         out.append(Problem("invalid_input", prefix, str(messages)))
 
 
+# -- the generated validator: the accepting path -------------------------------------------------
+
+
+class _Unsure(Exception):
+    """Not certainly valid: let marshmallow decide (and word the problems)."""
+
+
+def _fast_for(t: TypeSpec):
+    """A function validating one non-null value of `t` exactly as the marshmallow field of
+    `_make` would when it accepts, raising _Unsure in every other case."""
+    kind = t.kind
+    if kind == "boolean":
+        def boolean(value):
+            if type(value) is not bool:
+                raise _Unsure
+            return value
+        return boolean
+    if kind == "integer":
+        def integer(value):
+            if type(value) is int:
+                number = value
+            elif type(value) is Decimal and value.is_finite() and value == value.to_integral_value():
+                number = value = int(value)
+            else:
+                raise _Unsure
+            if number_bounds_problem(t, Decimal(number)):
+                raise _Unsure
+            return value
+        return integer
+    if kind == "decimal":
+        scale = t.scale
+
+        def decimal(value):
+            if type(value) is not Decimal and type(value) is not int:
+                raise _Unsure
+            number = Decimal(value)
+            if not number.is_finite() or number_bounds_problem(t, number) or not fits_scale(number, scale):
+                raise _Unsure
+            return number
+        return decimal
+    if kind == "string":
+        def string(value):
+            if type(value) is not str or string_problem(t, value):
+                raise _Unsure
+            return value
+        return string
+    if kind == "enum":
+        values = frozenset(t.values)
+
+        def enum(value):
+            if type(value) is not str or value not in values:
+                raise _Unsure
+            return value
+        return enum
+    if kind == "date":
+        def date(value):
+            if type(value) is not str or len(value) != 10:
+                raise _Unsure
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise _Unsure from None
+        return date
+    if kind == "object":
+        return _fast_object(t)
+    if kind == "list":
+        inner = _fast_for(t.items)
+        low, high = t.min_items, t.max_items
+
+        def items(value):
+            if type(value) is not list:
+                raise _Unsure
+            out = [inner(v) if v is not None else _unsure() for v in value]
+            if (low is not None and len(out) < low) or (high is not None and len(out) > high):
+                raise _Unsure
+            return out
+        return items
+    raise ValueError(f"unsupported kind {kind}")
+
+
+def _unsure():
+    raise _Unsure
+
+
+def _fast_object(t: TypeSpec):
+    names = frozenset(f.name for f in t.fields)
+    plan = []
+    for f in t.fields:
+        if f.required:
+            default = None
+        else:
+            value = f.optional_value  # as _field_for's load_default: lists and dicts copied
+            default = (lambda d=value: list(d)) if isinstance(value, list) else (
+                (lambda d=value: dict(d)) if isinstance(value, dict) else (lambda d=value: d))
+        plan.append((f.name, f.required, f.type.nullable, default, _fast_for(f.type)))
+    plan = tuple(plan)
+
+    def obj(value):
+        if type(value) is not dict:
+            raise _Unsure
+        for key in value:
+            if key not in names:
+                raise _Unsure
+        out = {}
+        for name, required, nullable, default, check in plan:
+            if name in value:
+                v = value[name]
+                if v is None:
+                    if not nullable:
+                        raise _Unsure
+                    out[name] = None
+                else:
+                    out[name] = check(v)
+            elif required:
+                raise _Unsure
+            else:
+                out[name] = default()
+        return out
+    return obj
+
+
 class InputValidator:
     """Validates raw request input for one ruleset version."""
 
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
         self.schema = object_schema(ruleset.input)(unknown=RAISE)
+        self._fast = _fast_object(ruleset.input)
         self.constraints = ruleset.constraints
         self.params = {name: p.value for name, p in ruleset.parameters.items()}
 
@@ -172,11 +300,21 @@ class InputValidator:
         if not isinstance(raw, dict):
             raise InvalidInput("input must be a JSON object", [Problem("invalid_input", prefix, "must be an object")])
         try:
-            data = self.schema.load(raw)
+            data = self._fast(raw)
+        except _Unsure:
+            data = self.load_schema(raw, prefix=prefix)
+        return self._check_constraints(data, prefix)
+
+    def load_schema(self, raw, *, prefix: str = "input") -> dict:
+        """The marshmallow path alone (every refusal goes here, for its messages)."""
+        try:
+            return self.schema.load(raw)
         except ValidationError as exc:
             problems: list[Problem] = []
             _flatten(exc.messages, prefix, problems)
             raise InvalidInput(f"input does not match {self.ruleset.key}'s declared schema", problems) from None
+
+    def _check_constraints(self, data: dict, prefix: str) -> dict:
         problems = []
         params = self.params
         for constraint in self.constraints:
