@@ -139,9 +139,21 @@ def jobs_available(app) -> bool:
     return "jobs" in app.extensions
 
 
-def jobs(app) -> list[dict]:
-    return app.extensions["jobs"].list()
+def jobs(app, limit: int = 20) -> list[dict] | None:
+    """The newest jobs, as the API shows them; None when the job service cannot list."""
+    from service.jobs.service import job_view
+
+    service = app.extensions["jobs"]
+    if not hasattr(service, "recent"):
+        return None
+    return [job_view(j) for j in service.recent(limit)]
 
 
 def job(app, job_id: str) -> dict:
-    return app.extensions["jobs"].get(job_id)
+    from service.jobs.service import job_view
+
+    return job_view(app.extensions["jobs"].get(job_id))
+
+
+def job_changes_csv(app, job_id: str) -> str:
+    return app.extensions["jobs"].changes_csv(job_id)

@@ -180,6 +180,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "matrix": ("结论变化矩阵", "Outcome change matrix"),
     "matrix_axes": ("行:冠军(旧)版本结论 → 列:挑战者(新)版本结论", "rows: champion (from) outcome → columns: challenger (to) outcome"),
     "jobs_none": ("没有任务。", "No job."),
+    "jobs_no_list": ("任务服务不提供列表;请按编号打开任务。", "The job service does not list jobs; open one by its id."),
     "job": ("任务", "Job"),
     "kind": ("类型", "Kind"),
     "progress": ("进度", "Progress"),

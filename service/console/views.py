@@ -552,6 +552,9 @@ def jobs():
     require_roles("read")
     if not features.jobs_available(current_app):
         return render_template("console/unavailable.html", page=t("nav_jobs"), feature="impact and backtest jobs")
+    wanted = request.args.get("id", "").strip()
+    if wanted:
+        return redirect(url_for("console.job", job_id=wanted))
     return render_template("console/jobs.html", items=features.jobs(current_app))
 
 
@@ -562,6 +565,15 @@ def job(job_id: str):
         return render_template("console/unavailable.html", page=t("nav_jobs"), feature="impact and backtest jobs")
     item = features.job(current_app, job_id)
     return render_template("console/job.html", job=item, running=item["status"] in ("queued", "running"))
+
+
+@bp.get("/jobs/<job_id>/changes.csv")
+def job_changes(job_id: str):
+    require_roles("read")
+    if not features.jobs_available(current_app):
+        return render_template("console/unavailable.html", page=t("nav_jobs"), feature="impact and backtest jobs"), 404
+    return Response(features.job_changes_csv(current_app, job_id), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=job-{job_id}-changes.csv"})
 
 
 @bp.route("/<path:anything>", methods=["GET", "POST"])
