@@ -79,3 +79,14 @@ def post_worker_init(worker):
 def child_exit(server, worker):
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)
+
+
+# Jobs (service/jobs/): the master runs one job runner beside the request workers.
+def when_ready(server):
+    from service.jobs import embedded
+    embedded.start(server)
+
+
+def on_exit(server):
+    from service.jobs import embedded
+    embedded.stop(server)

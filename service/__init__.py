@@ -10,7 +10,7 @@ def create_app(config: dict | None = None) -> Flask:
     (keys of service.config.Settings, plus `clock` for tests)."""
     from flask import Flask, g, request  # here, not at module level: `import service` stays cheap
 
-    from service.api import audit, decisions, ops, releases, rulesets
+    from service.api import audit, decisions, jobs, ops, releases, rulesets
     from service.api.errors import register_error_handlers
     from service.api.http import assign_request_id
     from service.catalog import Catalog
@@ -19,6 +19,8 @@ def create_app(config: dict | None = None) -> Flask:
     from service.decisionlog import SchemaNotMigrated, StoreUnavailable, open_store
     from service.decisions import Clock, DecisionService
     from service.rollouts import Rollouts
+    from service.jobs.queue import JobQueue
+    from service.jobs.service import JobService
     from service.metrics import get_metrics
 
     config = dict(config or {})
@@ -44,9 +46,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["rollouts"] = Rollouts(catalog, store)
     app.extensions["decisions"] = DecisionService(catalog, store, clock, metrics)
     app.extensions["metrics"] = metrics
+    app.extensions["jobs"] = JobService(JobQueue.from_settings(settings), catalog)
 
     register_error_handlers(app)
-    for blueprint in (decisions.bp, audit.bp, rulesets.bp, releases.bp, ops.bp):
+    for blueprint in (decisions.bp, audit.bp, rulesets.bp, releases.bp, jobs.bp, ops.bp):
         app.register_blueprint(blueprint)
     init_console(app)
 

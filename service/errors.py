@@ -110,3 +110,21 @@ class NoRollout(ServiceError):
     """The ruleset has no rollout running."""
 
     code = "no_rollout"
+
+
+class UnknownJob(ServiceError):
+    """No job with this id."""
+
+    code = "unknown_job"
+
+
+class JobNotFinished(ServiceError):
+    """The job has no result yet (queued or running), or has already finished (cannot be cancelled)."""
+
+    code = "job_not_finished"
+
+
+class JobFinished(ServiceError):
+    """The job is done or failed: there is nothing left to cancel."""
+
+    code = "job_finished"

@@ -70,8 +70,24 @@ class GunicornServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        """The request workers (not the job runner, the master's other child)."""
+        return [p for p in self._children(self.process.pid) if p not in self.job_runner_pids()]
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
+
+    def job_runner_pids(self) -> list[int]:
+        """The job runner the master started (service/jobs/embedded.py): 0 or 1 pid."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid), "-f", "service.jobs run"],
+                             capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def job_process_pids(self) -> list[int]:
+        """The runner's worker processes."""
+        return [c for r in self.job_runner_pids() for c in self._children(r)
+                if "resource_tracker" not in _cmdline(c)]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -87,6 +103,13 @@ class GunicornServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def bearer(token: str) -> dict:

@@ -17,6 +17,7 @@ from service.errors import (
     EvaluationError, InvalidInput, InvalidRequest, InvalidRollout, InvalidRuleset, NoRollout, ReleaseConflict,
     RulesetUnavailable, SelfApproval, ServiceError, UnknownRuleset, UnresolvableDependency, VersionNotActive,
 )
+from service.errors import JobFinished, JobNotFinished, UnknownJob
 
 log = logging.getLogger("service.api")
 PROBLEM_TYPE_BASE = "https://credit-rules.example/problems/"
@@ -55,6 +56,9 @@ _DOMAIN = (
     (ReleaseConflict, 409, "release-conflict"),
     (InvalidRollout, 422, "invalid-rollout"),
     (NoRollout, 404, "no-rollout"),
+    (UnknownJob, 404, "not-found"),
+    (JobNotFinished, 409, "job-not-finished"),
+    (JobFinished, 409, "job-finished"),
 )
 
 

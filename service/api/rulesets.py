@@ -10,7 +10,8 @@ from service import canonical
 from service.api.errors import ApiError, problem_errors
 from service.api.http import caller_name, json_body, json_response, read_body, require, screen_json_document
 from service.errors import InvalidRuleset, UnknownRuleset
-from service.impact import impact as run_impact
+from service.impact import MAX_INLINE_APPLICATIONS, cases_from_request, impact as run_impact
+from service.jobs.service import job_view
 from service.rulesets.diff import diff_rulesets
 from service.rulesets.parse import RULESET_NAME_RE, SEMVER_RE
 from service.decision_engine.registry import LoadedVersion
@@ -164,16 +165,35 @@ def diff(name: str):
 
 
 @bp.post("/v1/rulesets/<name>/impact")
-@require("publish")
+@require("read")
 def impact(name: str):
+    """Given applications (up to 1,000): answered inline. Logged decisions of a period, or more
+    applications: a job (202 + Location), run by the job processes."""
     _check_name(name)
     body = json_body()
     req = load(_impact_schema, body)
-    if req["applications"] is None and "audit" not in _roles():
-        raise ApiError(403, "forbidden", "replaying logged decisions for impact needs the audit role too")
     catalog = _catalog()
     service = current_app.extensions["decisions"]
-    return json_response(run_impact(catalog, catalog.store, name, req, service.clock.business_date()))
+    given = req["applications"]
+    if given is not None:
+        require_any_role("publish")
+        if len(given) <= MAX_INLINE_APPLICATIONS:
+            return json_response(run_impact(catalog, catalog.store, name, req, service.clock.business_date()))
+        list(cases_from_request(given, service.clock.business_date()))  # bad as_of: 422 now, not in the job
+    else:
+        require_any_role("publish", "audit")
+    job = current_app.extensions["jobs"].create_impact(name, req, caller_name(), service.clock.business_date())
+    return json_response(job_view(job), 202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def require_any_role(*roles: str) -> None:
+    """403 unless the caller holds one of `roles` (the endpoint already required a valid token)."""
+    held = _roles()
+    if not any(r in held for r in roles):
+        if current_app.config["SETTINGS"].tokens is None:
+            raise ApiError(403, "forbidden", f"the {' or '.join(roles)} role is not available: "
+                           "RULES_API_TOKENS is not set, so only evaluation and reading are open")
+        raise ApiError(403, "forbidden", f"this needs the {' or '.join(roles)} role")
 
 
 def _roles():

@@ -313,13 +313,16 @@ class Store(abc.ABC):
         rule_id: str | None = None,
         time_from: dt.datetime | None = None,
         time_to: dt.datetime | None = None,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
     ) -> Iterator[LoggedDecision]:
         """Full records in seq order, fetched in batches (bounded memory). Records
-        appended after the iteration started are not included."""
+        appended after the iteration started are not included. `after_seq`/`upto_seq`
+        bound the seqs (a job's chunk is such a range)."""
         filters = _filter(application_id=application_id, ruleset=ruleset, version=version,
                           outcome=outcome, rule_id=rule_id, time_from=time_from, time_to=time_to)
-        upto_seq = self._head_seq()
-        after_seq = 0
+        head = self._head_seq()
+        upto_seq = head if upto_seq is None else min(upto_seq, head)
         while True:
             rows = self._select_decisions(filters, after_seq=after_seq, upto_seq=upto_seq,
                                           limit=ITER_BATCH_SIZE, with_payloads=True)

@@ -103,7 +103,8 @@ class ImpactRequest(Schema):
                                validate=validate.Length(min=1, max=10000))
     logged_from = UtcDateTime(load_default=None, data_key="logged_from")
     logged_to = UtcDateTime(load_default=None, data_key="logged_to")
-    limit = fields.Integer(load_default=1000, strict=True, validate=validate.Range(min=1, max=10000))
+    # a job over the log takes every decision of the period unless a limit is given
+    limit = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=10**12))
 
 
 class ReleaseComment(Schema):

@@ -26,6 +26,7 @@ from tests.api.conftest import (
     JSON, YAML, Client, as_json_document, error_paths, evaluate_body, problem, publish, toy_input, toy_v2_yaml,
     toy_yaml, wait_for_log,
 )
+from tests.jobs.helpers import wait_for_job
 from tests.server import ALL, bearer
 
 VOLATILE = ("decision_id", "evaluated_at", "duration_ms")
@@ -428,7 +429,7 @@ def test_impact_of_given_applications(publisher, unique):
     assert r["rule_changes"] == {"added": ["R-BIG"], "removed": ["R-MINES"], "changed": ["R-LOW"]}
 
 
-def test_impact_of_logged_decisions_of_a_period_needs_the_audit_role_too(publisher, admin, evaluator, unique):
+def test_impact_of_logged_decisions_of_a_period_is_a_job_for_publish_or_audit(publisher, admin, auditor, evaluator, unique):
     publish(publisher, toy_yaml(unique, "1.0.0"))
     publish(publisher, toy_v2_yaml(unique, "1.1.0"))
     before = decide(evaluator, "IMPACT-LOG-OLD", ruleset=unique, version="1.0.0", input=toy_input("B"))
@@ -436,16 +437,19 @@ def test_impact_of_logged_decisions_of_a_period_needs_the_audit_role_too(publish
     after = decide(evaluator, "IMPACT-LOG-NEW", ruleset=unique, version="1.0.0", input=toy_input("B"))
     period = {"from": "1.0.0", "to": "1.1.0", "logged_from": inside[0]["evaluated_at"], "logged_to": after["evaluated_at"]}
     assert before["evaluated_at"] < period["logged_from"]
-    problem(publisher.post(f"/v1/rulesets/{unique}/impact", json=period), 403)   # publish only
-    response = admin.post(f"/v1/rulesets/{unique}/impact", json=period)
-    assert response.status_code == 200
-    r = response.json()
-    assert r["source"]["kind"] == "decision_log" and r["evaluated"] == 2
-    assert r["outcome_matrix"]["APPROVE"] == {"APPROVE": 1, "REFER": 0, "DECLINE": 1}
-    outcomes = {c["application_id"]: (c["from"]["outcome"], c["to"]["outcome"]) for c in r["changed"]}
-    assert outcomes == {"IMPACT-LOG-B": ("APPROVE", "DECLINE"), "IMPACT-LOG-AA": ("APPROVE", "APPROVE")}
-    limited = admin.post(f"/v1/rulesets/{unique}/impact", json={**period, "limit": 1}).json()
-    assert limited["evaluated"] == 1
+    problem(evaluator.post(f"/v1/rulesets/{unique}/impact", json=period), 403)   # evaluate only
+    for caller in (publisher, auditor):
+        response = caller.post(f"/v1/rulesets/{unique}/impact", json=period)
+        assert response.status_code == 202 and response.headers["Location"] == f"/v1/jobs/{response.json()['id']}"
+        job = wait_for_job(caller.get, response.json()["id"])
+        assert job["status"] == "done" and job["progress"] == {"done": 2, "total": 2}, job
+        r = job["result"]
+        assert r["source"]["kind"] == "decision_log" and r["evaluated"] == 2
+        assert r["matrix"]["APPROVE"] == {"APPROVE": 1, "REFER": 0, "DECLINE": 1}
+        outcomes = {c["application_id"]: (c["from"]["outcome"], c["to"]["outcome"]) for c in r["changed"]}
+        assert outcomes == {"IMPACT-LOG-B": ("APPROVE", "DECLINE"), "IMPACT-LOG-AA": ("APPROVE", "APPROVE")}
+    limited = admin.post(f"/v1/rulesets/{unique}/impact", json={**period, "limit": 1})
+    assert wait_for_job(admin.get, limited.json()["id"])["result"]["evaluated"] == 1
 
 
 @pytest.mark.parametrize("body, path", [
@@ -456,6 +460,9 @@ def test_impact_of_logged_decisions_of_a_period_needs_the_audit_role_too(publish
     ({"from": "1.0.0", "to": "1.0.0", "applications": [{"application_id": 7, "input": {}}]}, "applications.0.application_id"),
     ({"from": "1.0.0", "to": "1.0.0", "logged_from": "2026-01-01T00:00:00", "logged_to": "2026-02-01T00:00:00Z"}, "logged_from"),
     ({"from": "1.0.0", "to": "1.0.0", "logged_from": "0001-01-01T00:00:00+23:59", "logged_to": "2026-02-01T00:00:00Z"}, "logged_from"),
+    ({"from": "1.0.0", "to": "1.0.0", "logged_from": "2026-01-01T00:00:00Z"}, "logged_to"),
+    ({"from": "1.0.0", "to": "1.0.0", "logged_from": "2026-02-01T00:00:00Z", "logged_to": "2026-01-01T00:00:00Z"}, "logged_to"),
+    ({"from": "1.0.0", "to": "1.0.0", "logged_from": "2026-01-01T00:00:00Z", "logged_to": "2026-02-01T00:00:00Z", "limit": 0}, "limit"),
 ])
 def test_impact_request_errors_are_422_naming_the_field(admin, body, path):
     assert path in error_paths(problem(admin.post("/v1/rulesets/toy/impact", json=body), 422))

@@ -1,0 +1,1 @@
+"""The `credit-rules` command line (main.py)."""
