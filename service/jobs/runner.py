@@ -66,12 +66,17 @@ def worker_main(parent_pid: int, settings_override: dict | None = None,
 
 def _warm_up(ctx: JobContext, stopping, pause: float) -> None:
     """Load the published versions before the first job asks (compiling them takes seconds)."""
+    started = time.monotonic()
     while not stopping():
         try:
             ctx.catalog.sync(force=True)
-            return
+            if ctx.catalog.registry.all() or time.monotonic() - started > 120:
+                log.info("job process ready: %d versions loaded in %.1f s", len(ctx.catalog.registry.all()),
+                         time.monotonic() - started)
+                return
         except StoreUnavailable:  # e.g. a brand-new store the app has not migrated yet
-            time.sleep(pause)
+            pass
+        time.sleep(pause)  # the app has not published the shipped rulesets yet
 
 
 class Runner:

@@ -213,4 +213,7 @@ def run_chunk(ctx: JobContext, job: Job, chunk: Chunk, stopping=lambda: False) -
     if tally is None:
         return "lost" if lost[0] else "stopped"
     part = canonical.dumps(tally.as_dict(), sort_keys=False)
-    return ctx.queue.complete_chunk(chunk, ctx.owner, part, lambda parts: reduce_parts(ctx, job, parts))
+    outcome = ctx.queue.complete_chunk(chunk, ctx.owner, part, lambda parts: reduce_parts(ctx, job, parts))
+    if outcome == "finished":
+        log.info("job %s done (%s cases)", job.id, job.total)
+    return outcome

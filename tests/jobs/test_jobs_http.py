@@ -20,7 +20,7 @@ from tests.server import ALL, AUDIT, EVALUATE, TOKENS, GunicornServer, bearer
 
 pytestmark = pytest.mark.slow
 
-N_LOGGED = 600
+N_LOGGED = 600  # at least: every application the batch accepts is logged
 OUTCOMES = ("APPROVE", "REFER", "DECLINE")
 PERIOD = {"logged_from": "2020-01-01T00:00:00Z", "logged_to": "2100-01-01T00:00:00Z"}
 COMPARED = ("matrix", "changed", "errors", "evaluated", "changed_count", "rule_changes", "from", "to", "ruleset")
@@ -54,14 +54,14 @@ def world(tmp_path_factory):
             {"ruleset": SME, "version": "1.0.0", "trace": "none", **a} for a in part]})
         assert batch.status_code == 200, batch.text
         for app, item in zip(part, batch.json()["items"]):
-            if item["status"] == 200 and len(logged) < N_LOGGED:
+            if item["status"] == 200:
                 logged.append(app)
                 results[app["application_id"]] = (item["decision"]["outcome"], item["decision"]["results"])
-    assert len(logged) == N_LOGGED
+    assert N_LOGGED <= len(logged) <= 1000
     # The synchronous impact of exactly these cases (the inline path takes up to 1,000 given applications).
     inline = api.post(f"/v1/rulesets/{SME}/impact", json={"from": "1.0.0", "to": "1.0.1", "applications": logged})
     assert inline.status_code == 200, inline.text
-    yield {"server": server, "api": api, "logged": logged, "results": results, "inline": inline.json()}
+    yield {"server": server, "api": api, "logged": logged, "results": results, "inline": inline.json(), "n": len(logged)}
     server.stop()
 
 
@@ -90,7 +90,7 @@ def running_with_progress(api, job_id):
 def assert_equals_inline(result: dict, inline: dict) -> None:
     for key in COMPARED:
         assert result[key] == inline[key], key
-    assert result["evaluated"] == N_LOGGED and result["changed_count"] > 0
+    assert result["evaluated"] >= N_LOGGED and result["changed_count"] > 0
 
 
 def queue_of(server) -> JobQueue:
@@ -101,7 +101,7 @@ def test_a_jobs_result_equals_the_synchronous_impact_of_the_same_cases(world):
     api, inline = world["api"], world["inline"]
     job = wait_for_job(api.get, start_job(api)["id"])
     assert job["status"] == "done", job
-    assert job["progress"] == {"done": N_LOGGED, "total": N_LOGGED}
+    assert job["progress"] == {"done": world["n"], "total": world["n"]}
     assert job["kind"] == "impact" and job["created_by"].startswith("token:")
     result = job["result"]
     assert_equals_inline(result, inline)
@@ -135,7 +135,7 @@ def test_a_job_survives_sigkill_of_its_processes_and_of_a_request_worker(world):
     server, api = world["server"], world["api"]
     job = start_job(api)
     seen = wait_until(lambda: running_with_progress(api, job["id"]))
-    assert seen["progress"]["done"] < N_LOGGED, "the job finished before the kill: nothing would be shown"
+    assert seen["progress"]["done"] < world["n"], "the job finished before the kill: nothing would be shown"
     victims = server.job_process_pids()
     assert len(victims) == 2
     for pid in victims + server.worker_pids()[:1]:
@@ -143,7 +143,7 @@ def test_a_job_survives_sigkill_of_its_processes_and_of_a_request_worker(world):
     done = wait_for_job(api.get, job["id"], timeout=240)
     assert done["status"] == "done", done
     assert_equals_inline(done["result"], world["inline"])
-    assert done["progress"] == {"done": N_LOGGED, "total": N_LOGGED}
+    assert done["progress"] == {"done": world["n"], "total": world["n"]}
     # A killed process's chunk was claimed again after its lease expired.
     assert max(attempts for _, _, attempts in queue_of(server).chunk_states(job["id"])) >= 2
     assert set(server.job_process_pids()).isdisjoint(victims) and len(server.job_process_pids()) == 2
@@ -215,7 +215,7 @@ def test_a_job_survives_a_restart_of_the_whole_service(world):
     server, api = world["server"], world["api"]
     job = start_job(api)
     seen = wait_until(lambda: running_with_progress(api, job["id"]))
-    assert seen["progress"]["done"] < N_LOGGED
+    assert seen["progress"]["done"] < world["n"]
     os.killpg(server.process.pid, signal.SIGKILL)
     server.process.wait()
     wait_until(lambda: not server.job_process_pids() and not _group_alive(server.process.pid), timeout=30, step=0.2)
