@@ -64,6 +64,7 @@ class GunicornServer:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        self.stop()  # never leave a half-started server (and its job runner) behind
         raise RuntimeError(f"gunicorn did not start in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:

@@ -528,9 +528,12 @@ def rollout(api: Api, name, challenger, mode, share, sticky_by, end, report, tim
         def human(b):
             out.print(f"arms: {b.get('arms')}", markup=False)
             out.print(_matrix_table("champion -> challenger (shadow pairs)", b["matrix"]))
-            for c in b.get("changed", [])[:20]:
-                out.print(f"  {c.get('application_id') or c.get('decision_id')}: {c.get('from', {}).get('outcome')} -> "
-                          f"{c.get('to', {}).get('outcome')}  {' '.join(c.get('rules_responsible', []))}", markup=False)
+            changed = b.get("changed", [])
+            out.print(f"{len(changed)} cases answered differently")
+            for c in changed[:20]:
+                a, z = c.get("champion") or c.get("from") or {}, c.get("challenger") or c.get("to") or {}
+                out.print(f"  {c.get('application_id') or c.get('decision_id')}: {a.get('outcome')} -> {z.get('outcome')}  "
+                          f"{' '.join(c.get('rules_responsible', []))}", markup=False)
         show(api, body, human)
         return
     if end:

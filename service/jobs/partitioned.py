@@ -26,7 +26,7 @@ _per_process: dict = {}
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _params(from_version: str, to_version: str, logged_from: dt.datetime, logged_to: dt.datetime) -> dict:

@@ -22,8 +22,10 @@ class JobService:
     def create_impact(self, name: str, request: dict, created_by: str | None, today: dt.date) -> Job:
         if request["applications"] is None and (request["logged_from"] is None or request["logged_to"] is None):
             missing = [f for f in ("logged_from", "logged_to") if request[f] is None]
-            raise InvalidRequest("give `applications`, or `logged_from` and `logged_to` to replay the log",
-                                 [Problem("invalid_request", f, "required unless applications are given") for f in missing])
+            problems = [Problem("invalid_request", f, "required unless applications are given") for f in missing]
+            if len(missing) == 2:
+                problems.insert(0, Problem("invalid_request", "applications", "required unless logged_from/logged_to are given"))
+            raise InvalidRequest("give `applications`, or `logged_from` and `logged_to` to replay the log", problems)
         if request["logged_from"] is not None and request["logged_to"] is not None \
                 and request["logged_from"] >= request["logged_to"]:
             raise InvalidRequest("the period is empty", [Problem("invalid_request", "logged_to", "must be after logged_from")])

@@ -65,11 +65,12 @@ def impact_params(request: dict, default_as_of: dt.date) -> dict:
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: years before 1000 keep four digits
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _time(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(text)
 
 
 def source_of(params: dict) -> dict:
@@ -173,8 +174,14 @@ def step(ctx: JobContext, stopping=lambda: False) -> bool:
         try:
             ctx.pair(job)  # both versions must exist
             chunks = plan(ctx, job)
+        except StoreUnavailable:
+            raise  # the lease expires; planned again when the store is back
         except ServiceError as exc:
             ctx.queue.fail(job.id, exc.message)
+            return True
+        except Exception:  # noqa: BLE001 - a bug must fail this job, not loop on it
+            log.exception("planning job %s failed", job.id)
+            ctx.queue.fail(job.id, "internal error while planning the job; it has been logged")
             return True
         ctx.queue.finish_plan(job.id, ctx.owner, chunks, lambda: _result_text(ctx, job, Tally()))
         return True

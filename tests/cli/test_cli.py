@@ -154,3 +154,45 @@ def test_impact_runs_a_job_with_a_progress_bar_and_writes_csv(server, stricter, 
     assert as_json.returncode == 0
     job = json.loads(as_json.stdout)
     assert job["status"] == "done" and job["result"]["evaluated"] == 10
+
+
+RELEASE_SCRIPT = ROOT / "docs" / "worked-release" / "release.sh"
+IDENTITIES = {"LI_TOKEN": "li-wei-7c1e20", "WANG_TOKEN": "wang-fang-93ad41", "ZHAO_TOKEN": "zhao-min-5be0c2",
+              "CORE_TOKEN": "core-bank-11f7aa"}
+
+
+def test_the_readme_shows_the_worked_release_script_verbatim():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = RELEASE_SCRIPT.read_text(encoding="utf-8").split("set -euo pipefail\n", 1)[1]
+    assert body.strip() in readme
+
+
+def test_the_worked_release_from_the_shell_runs(tmp_path):
+    """README's release, as a user runs it: propose, self-approval refused, approve as a second
+    identity, shadow, the report, a backtest job with its progress bar and CSV."""
+    shipped = tmp_path / "shipped"
+    import shutil
+
+    shutil.copytree(ROOT / "rulesets", shipped)
+    new = ROOT / "rulesets" / SME / "1.1.0.yaml"
+    if new.exists():                       # the 1.1 policy ships in the repository: not deployed here yet
+        (shipped / SME / "1.1.0.yaml").unlink()
+    else:                                  # before it does: any new version effective later
+        new = tmp_path / "1.1.0.yaml"
+        new.write_text(sme_stricter_yaml("1.1.0").replace("effective_from: 2024-06-17", "effective_from: 2027-01-01", 1),
+                       encoding="utf-8")
+    tokens = (f"li.wei={IDENTITIES['LI_TOKEN']}:publish+evaluate+approve,wang.fang={IDENTITIES['WANG_TOKEN']}:approve,"
+              f"zhao.min={IDENTITIES['ZHAO_TOKEN']}:audit,core-banking={IDENTITIES['CORE_TOKEN']}:evaluate")
+    with GunicornServer({"RULES_API_TOKENS": tokens, "RULESETS_DIR": str(shipped), "JOB_PROCESSES": "1"},
+                        data_dir=str(tmp_path / "data")).start(timeout=300) as s:
+        env = {**os.environ, **IDENTITIES, "CREDIT_RULES_URL": s.url, "NEW": str(new), "CSV": str(tmp_path / "changes.csv"),
+               "PATH": f"{Path(CLI).parent}:{os.environ['PATH']}"}
+        result = subprocess.run(["bash", str(RELEASE_SCRIPT)], capture_output=True, text=True, env=env,
+                                timeout=900, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = result.stdout
+        assert "sme-credit-policy 1.1.0: proposed" in out
+        assert "(403) [self_approval]" in result.stderr
+        assert "sme-credit-policy 1.1.0: active" in out
+        assert "champion -> challenger" in out and "case pairs" in result.stderr
+        assert "outcome matrix" in out and (tmp_path / "changes.csv").exists()

@@ -42,6 +42,13 @@ def world(tmp_path_factory):
     server = GunicornServer({"RULES_API_TOKENS": TOKENS, "JOB_LEASE_SECONDS": "3", "JOB_CHUNK_SIZE": "20",
                              "JOB_POLL_SECONDS": "0.2"}, data_dir=str(tmp_path_factory.mktemp("jobs-server")))
     server.start(timeout=300)
+    try:
+        yield from _populate(server)
+    finally:
+        server.stop()
+
+
+def _populate(server):
     api = Api(server, ALL)
     published = api.post(f"/v1/rulesets/{SME}/versions", data=sme_stricter_yaml().encode(),
                          headers={"Content-Type": "application/yaml"})
@@ -62,7 +69,6 @@ def world(tmp_path_factory):
     inline = api.post(f"/v1/rulesets/{SME}/impact", json={"from": "1.0.0", "to": "1.0.1", "applications": logged})
     assert inline.status_code == 200, inline.text
     yield {"server": server, "api": api, "logged": logged, "results": results, "inline": inline.json(), "n": len(logged)}
-    server.stop()
 
 
 def start_job(api, **extra) -> dict:
