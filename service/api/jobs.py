@@ -1,7 +1,9 @@
 """Jobs: impact analyses and backtests that run outside the request workers. Reading: any valid token."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
+
+from service.api.errors import ApiError
 
 from service.api.http import json_response, require
 from service.api.rulesets import require_any_role
@@ -12,6 +14,27 @@ bp = Blueprint("jobs", __name__)
 
 def _jobs():
     return current_app.extensions["jobs"]
+
+
+@bp.get("/v1/jobs")
+@require("read")
+def list_jobs():
+    """The newest jobs first, without their results (read one job for that)."""
+    problems = []
+    try:
+        limit = int(request.args.get("limit", "20"))
+        if not 1 <= limit <= 200:
+            raise ValueError
+    except ValueError:
+        limit = 0
+        problems.append({"path": "limit", "message": "an integer from 1 to 200", "code": "invalid_request"})
+    ruleset = request.args.get("ruleset") or None
+    unknown = sorted(set(request.args) - {"limit", "ruleset"})
+    problems += [{"path": k, "message": "unknown query parameter", "code": "invalid_request"} for k in unknown]
+    if problems:
+        raise ApiError(422, "invalid-request", "the query is invalid", errors=problems)
+    jobs = [{**job_view(j), "result": None} for j in _jobs().recent(limit, ruleset)]
+    return json_response({"jobs": jobs})
 
 
 @bp.get("/v1/jobs/<job_id>")

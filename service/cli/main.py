@@ -501,6 +501,23 @@ def job(api: Api, job_id, cancel, wait):
     show(api, body, lambda j: out.print(f"job {j['id']}: {j['status']} {j['progress']['done']}/{j['progress']['total']}"))
 
 
+@cli.command()
+@click.option("--ruleset", default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+@json_flag
+@click.pass_obj
+def jobs(api: Api, ruleset, limit):
+    """The newest jobs."""
+    params = {"limit": limit, **({"ruleset": ruleset} if ruleset else {})}
+    body = api.call("GET", "/v1/jobs", params=params).json()
+
+    def human(b):
+        for j in b["jobs"]:
+            out.print(f"{j['id']}  {j['status']:9} {j['ruleset']} {j['from']} -> {j['to']}  "
+                      f"{j['progress']['done']}/{j['progress']['total']}  {j['created_by']}", markup=False)
+    show(api, body, human)
+
+
 # -- rollouts ----------------------------------------------------------------------------------------
 
 

@@ -175,6 +175,13 @@ class JobQueue:
         rows = self._tx(lambda execute: execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)))
         return _job(rows[0]) if rows else None
 
+    def recent(self, limit: int = 20, ruleset: str | None = None) -> list[Job]:
+        """The newest jobs first (ids are uuid7: they sort by creation time)."""
+        where, params = ("WHERE ruleset = ? ", (ruleset, limit)) if ruleset else ("", (limit,))
+        rows = self._tx(lambda execute: execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs {where}ORDER BY created_at DESC, id DESC LIMIT ?", params))
+        return [_job(r) for r in rows]
+
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued or running job (a finished one stays as it is)."""
         def work(execute):

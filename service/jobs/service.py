@@ -40,6 +40,9 @@ class JobService:
             raise UnknownJob(f"no job {job_id!r}")
         return job
 
+    def recent(self, limit: int = 20, ruleset: str | None = None) -> list[Job]:
+        return self.queue.recent(limit, ruleset)
+
     def cancel(self, job_id: str) -> Job:
         self.get(job_id)
         job = self.queue.cancel(job_id)

@@ -65,6 +65,7 @@ def _endpoints(decision_id: str, job_id: str = NO_JOB) -> list[tuple[str, str, s
         ("validate", "POST", "/v1/rulesets:validate", document, {"publish"}, ok),
         ("impact, given applications", "POST", f"/v1/rulesets/{NAME}/impact", given, {"publish"}, ok),
         ("impact, logged decisions", "POST", f"/v1/rulesets/{NAME}/impact", logged, AnyOf({"publish", "audit"}), {202}),
+        ("list jobs", "GET", "/v1/jobs?limit=5", {}, read, ok),
         ("get job", "GET", f"/v1/jobs/{job_id}", {}, read, ok),
         ("job changes csv", "GET", f"/v1/jobs/{job_id}/changes.csv", {}, read, ok),
         ("cancel job", "POST", f"/v1/jobs/{job_id}:cancel", {}, AnyOf({"publish", "audit"}), {409}),   # it is done

@@ -242,6 +242,8 @@ def _scenarios(world) -> list[tuple[str, str, str, dict, int]]:
         ("docs", "GET", "/docs", {}, 200),
         ("docs asset", "GET", "/docs/swagger-ui-bundle.js", {}, 200),
         ("docs unknown asset", "GET", "/docs/evil.js", {}, 404),
+        ("list jobs", "GET", "/v1/jobs?ruleset=toy&limit=3", {"token": "evaluate"}, 200),
+        ("list jobs bad limit", "GET", "/v1/jobs?limit=0", {}, 422),
         ("get job", "GET", f"/v1/jobs/{world['job_id']}", {"token": "evaluate"}, 200),
         ("get unknown job", "GET", "/v1/jobs/01a2129f-0000-7000-8000-000000000000", {}, 404),
         ("job changes csv", "GET", f"/v1/jobs/{world['job_id']}/changes.csv", {}, 200),

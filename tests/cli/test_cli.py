@@ -154,6 +154,8 @@ def test_impact_runs_a_job_with_a_progress_bar_and_writes_csv(server, stricter, 
     assert as_json.returncode == 0
     job = json.loads(as_json.stdout)
     assert job["status"] == "done" and job["result"]["evaluated"] == 10
+    listed = run("jobs", "--ruleset", SME, "--limit", "1", server=server)
+    assert listed.returncode == 0 and listed.stdout.startswith(job["id"])
 
 
 RELEASE_SCRIPT = ROOT / "docs" / "worked-release" / "release.sh"

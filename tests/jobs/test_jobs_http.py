@@ -187,6 +187,10 @@ def test_job_roles_and_errors(world):
     assert job.status_code == 202
     finished = wait_for_job(evaluator.get, job.json()["id"])                 # any valid token reads
     assert finished["status"] == "done" and finished["result"]["evaluated"] == 5
+    listed = evaluator.get(f"/v1/jobs?ruleset={SME}&limit=2").json()["jobs"]
+    assert [j["id"] for j in listed][0] == finished["id"] and len(listed) == 2     # newest first
+    assert all(j["result"] is None for j in listed)
+    assert evaluator.get("/v1/jobs?limit=0").status_code == 422
     assert evaluator.post(f"/v1/jobs/{finished['id']}:cancel").status_code == 403
     assert auditor.post(f"/v1/jobs/{finished['id']}:cancel").status_code == 409  # nothing left to cancel
     assert requests.get(server.url + f"/v1/jobs/{finished['id']}").status_code == 401
