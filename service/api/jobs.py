@@ -37,25 +37,25 @@ def list_jobs():
     return json_response({"jobs": jobs})
 
 
-@bp.get("/v1/jobs/<job_id>")
+@bp.get("/v1/jobs/<id>")
 @require("read")
-def get_job(job_id: str):
-    return json_response(job_view(_jobs().get(job_id)))
+def get_job(id: str):  # noqa: A002 - the path parameter of openapi.yaml
+    return json_response(job_view(_jobs().get(id)))
 
 
-@bp.get("/v1/jobs/<job_id>/changes.csv")
+@bp.get("/v1/jobs/<id>/changes.csv")
 @require("read")
-def changes_csv(job_id: str):
-    return Response(_jobs().changes_csv(job_id), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="job-{job_id}-changes.csv"'})
+def changes_csv(id: str):  # noqa: A002
+    return Response(_jobs().changes_csv(id), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="job-{id}-changes.csv"'})
 
 
-@bp.post("/v1/jobs/<job_id>:cancel")
+@bp.post("/v1/jobs/<id>:cancel")
 @require("read")
-def cancel_job(job_id: str):
+def cancel_job(id: str):  # noqa: A002
     # Whoever may create an impact job may cancel one (publish or audit).
     require_any_role("publish", "audit")
-    return json_response(job_view(_jobs().cancel(job_id)))
+    return json_response(job_view(_jobs().cancel(id)))
 
 
 __all__ = ["bp"]
