@@ -5,6 +5,7 @@ session's CSRF token are refused."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -151,6 +152,33 @@ def test_a_shadow_rollout_shows_its_report_and_the_challengers_result(console, s
     assert console.find_all("#shadow") and NEW_VERSION in console.text("#shadow")
     console.screenshot("decision-shadow")
     assert requests.delete(f"{server.url}/v1/rulesets/{NAME}/rollout", headers=bearer(APPROVE), timeout=30).status_code == 200
+    console.sign_out()
+
+
+def test_an_impact_job_shows_its_progress_and_result(console, server):
+    body = {"from": "1.0.0", "to": NEW_VERSION, "logged_from": "2020-01-01T00:00:00Z", "logged_to": "2100-01-01T00:00:00Z"}
+    created = requests.post(f"{server.url}/v1/rulesets/{NAME}/impact", json=body, headers=bearer(ALL), timeout=30)
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    console.sign_in(ALL)
+    console.open("/console/jobs")
+    assert console.find_all(f"tr[data-job='{job_id}']")
+    console.screenshot("jobs")
+    console.open(f"/console/jobs/{job_id}")
+    deadline = time.monotonic() + 120
+    while console.find("#job").get_attribute("data-status") in ("queued", "running"):
+        assert console.find_all('meta[http-equiv="refresh"]')  # the page polls while the job runs
+        assert time.monotonic() < deadline, "the job did not finish in 120 s"
+        time.sleep(1)
+        console.open(f"/console/jobs/{job_id}")
+    assert console.find("#job").get_attribute("data-status") == "done", console.text("#job")
+    assert not console.find_all('meta[http-equiv="refresh"]')
+    done, total = console.text("#job-progress").split("/")
+    assert done == total and int(total) >= 1
+    assert int(console.text("#matrix td[data-from='REFER'][data-to='APPROVE']")) >= 1  # the 安徽省 case
+    console.screenshot("job")
+    changes = console.http().get(server.url + f"/console/jobs/{job_id}/changes.csv", timeout=30)
+    assert changes.status_code == 200 and "APP-CONSOLE-SHADOW" in changes.text
     console.sign_out()
 
 
