@@ -61,6 +61,10 @@ def _compile_shipped(server):
     except Exception:  # noqa: BLE001 - each worker loads (and reports) the rulesets itself
         server.log.exception("compiling the shipped rulesets before fork failed")
         return
+    # The modules every worker's create_app imports, imported once here too (no app, no store).
+    import importlib
+    for module in ("flask", "service.decisionlog", "service.catalog", "service.decisions", "service.schemas.api"):
+        importlib.import_module(module)
     server.log.info("compiled %d shipped ruleset versions in %.2f s (shared by every worker)",
                     count, time.monotonic() - started)
 

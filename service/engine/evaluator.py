@@ -145,10 +145,11 @@ class Evaluator:
             name: {v: i for i, v in enumerate(f.type.items.values)}
             for name, f in rs.results.items() if f.type.kind == "list"
         }
-        # Per wave: how to write each sub-wave's fact text, straight from the state.
-        self.wave_plans = tuple(
-            (wave, tuple((sub.head, _fact_plan(sub, self.params), sub.quantifier_texts) for sub in wave.subwaves))
-            for wave in compiled.waves)
+        self.fired_readers = {rule_id: tuple((read.display, _reader(read)) for read in reads)
+                              for rule_id, reads in self.trace_reads.items()}
+        # Per wave: a function writing each sub-wave's fact text straight from the state.
+        self.wave_plans = tuple((wave, tuple(_fact_writer(sub, self.params) for sub in wave.subwaves))
+                                for wave in compiled.waves)
 
     def expand(self, record: dict, *, fired_only: bool = False) -> list[dict]:
         """Trace entries, in stage then rule order, from a normalised trace record."""
@@ -176,18 +177,8 @@ class Evaluator:
             for wave, subwaves in self.wave_plans:
                 matched = {q.key: _any_item_matches(session, q, state.lookup(q.list_path)) for q in wave.quantifiers}
                 names: set[str] = set()
-                for head, plan, quantifier_texts in subwaves:
-                    parts = [head]
-                    for get, piece in plan:
-                        if get is None:  # a parameter: constant text
-                            parts.append(piece)
-                        else:
-                            text = piece(get(state))
-                            if text:
-                                parts.append(text)
-                    for key, true_text, false_text in quantifier_texts:
-                        parts.append(true_text if matched[key] else false_text)
-                    names |= session.assert_text(", ".join(parts))
+                for write in subwaves:
+                    names |= session.assert_text(write(state, matched))
                 for stage, terms in wave.gates:
                     if names & terms:
                         state.apply_defaults(stage.id)
@@ -205,52 +196,56 @@ def _any_item_matches(session, q, items) -> bool:
     return False
 
 
-def _fact_plan(sub, params: dict) -> tuple:
-    """(getter(state) -> value, piece) per need of a sub-wave, the getter specialised by the
-    path's root; a parameter's piece is its constant text (getter None). Reads exactly
-    what _State.value reads."""
-    plan = []
-    for parts, piece in sub.pieces:
+def _reader(read: _TraceRead):
+    """state -> the value a trace entry shows for one read (_State.read_value, specialised)."""
+    parts, item_parts = read.parts, read.item_parts
+    root = parts[0]
+    if item_parts is not None or root in (RESULT_ROOT, USES_ROOT, DECISION_ROOT, PARAMS_ROOT) or len(parts) > 2:
+        return lambda state: state.read_value(read)
+    if len(parts) == 1:
+        return lambda state: state.data.get(root)
+    leaf = parts[1]
+
+    def two(state):
+        value = state.data.get(root)
+        return None if value is None else value.get(leaf)
+    return two
+
+
+def _fact_writer(sub, params: dict):
+    """write(state, matched) -> the sub-wave's fact text (without its closing brace): one
+    straight-line function per sub-wave, generated once when the version loads, reading
+    exactly what _State.value reads for each need and writing it with the need's piece
+    (facts.make_piece). A parameter's piece is constant text, written in."""
+    ns: dict = {"HEAD": sub.head, "OUTCOME": _OUTCOME_BY_SEVERITY}
+    lines = ["def write(state, matched):", "    data = state.data", "    results = state.results", "    parts = [HEAD]"]
+    for i, (parts, piece) in enumerate(sub.pieces):
         root = parts[0]
         if root == PARAMS_ROOT:
             text = piece(params[parts[1]])
             if text:
-                plan.append((None, text))
+                ns[f"C{i}"] = text
+                lines.append(f"    parts.append(C{i})")
             continue
-        plan.append((_getter(parts), piece))
-    return tuple(plan)
-
-
-def _getter(parts: tuple[str, ...]):
-    root = parts[0]
-    if root == RESULT_ROOT:
-        name = parts[1]
-        return lambda state: state.results.get(name)
-    if root == USES_ROOT:
-        alias, name = parts[1], parts[2]
-        if name == "outcome":
-            return lambda state: state.uses[alias].outcome
-        return lambda state: state.uses[alias].results.get(name)
-    if root == DECISION_ROOT:
-        return lambda state: _OUTCOME_BY_SEVERITY[state.severity]
-    if len(parts) == 1:
-        return lambda state: state.data.get(root)
-    if len(parts) == 2:
-        leaf = parts[1]
-
-        def two(state):
-            value = state.data.get(root)
-            return None if value is None else value.get(leaf)
-        return two
-
-    def deep(state):
-        value = state.data
-        for part in parts:
-            if value is None:
-                return None
-            value = value.get(part)
-        return value
-    return deep
+        ns[f"P{i}"] = piece
+        if root == RESULT_ROOT:
+            lines.append(f"    v = results.get({parts[1]!r})")
+        elif root == USES_ROOT:
+            used = f"state.uses[{parts[1]!r}]"
+            lines.append(f"    v = {used}.outcome" if parts[2] == "outcome" else f"    v = {used}.results.get({parts[2]!r})")
+        elif root == DECISION_ROOT:
+            lines.append("    v = OUTCOME[state.severity]")
+        else:
+            lines.append(f"    v = data.get({root!r})")
+            for part in parts[1:]:
+                lines.append(f"    if v is not None: v = v.get({part!r})")
+        lines += [f"    t = P{i}(v)", "    if t: parts.append(t)"]
+    for j, (key, true_text, false_text) in enumerate(sub.quantifier_texts):
+        ns[f"QT{j}"], ns[f"QF{j}"] = true_text, false_text
+        lines.append(f"    parts.append(QT{j} if matched[{key!r}] else QF{j})")
+    lines.append("    return ', '.join(parts)")
+    exec(compile("\n".join(lines), f"<fact writer {sub.kind}>", "exec"), ns)  # noqa: S102 - our own code, from validated names
+    return ns["write"]
 
 
 class _State:
@@ -371,7 +366,7 @@ class _State:
             if done is None:
                 continue
             out.append({"rule_id": rule.id, "stage": rule.stage, "fired": True,
-                        "inputs": {read.display: self.read_value(read) for read in ev.trace_reads[rule.id]},
+                        "inputs": {display: read(self) for display, read in ev.fired_readers[rule.id]},
                         "effect": done})
         return out
 
