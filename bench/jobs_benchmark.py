@@ -1,11 +1,11 @@
 """Job throughput: case pairs per second of an impact job over the decision log, with 1 and 2
 job processes (service/jobs/runner.py, the same runner gunicorn's master starts).
 
-    python bench/jobs_benchmark.py [--cases 2000] [--chunk-size 100] [--out bench/results/jobs.json]
+    python bench/jobs_benchmark.py [--cases 2000] [--chunk-size 100] [--rounds 3] [--out bench/results/jobs.json]
 
 Setup (not measured): an embedded SQLite store in a temporary directory, sme-credit-policy 1.0.0
 (shipped) and 1.0.1 (its standard rating floor raised to BB) published, `--cases` decisions of
-1.0.0 logged. For each process count a runner is started and warmed up (a small job that every
+1.0.0 logged. In each of `--rounds` rounds, for 1 then 2 processes, a runner is started and warmed up (a small job that every
 process takes part in), then one job over every logged decision is timed from its planning to
 its last chunk (the job's own started_at / finished_at): case pairs / s = cases / that time.
 Each case pair is two validated evaluations (from, to) plus the comparison and the tally; the
@@ -67,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--chunk-size", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "jobs.json"))
     args = parser.parse_args()
 
@@ -84,20 +85,24 @@ def main() -> None:
     print(f"logged {logged} decisions", file=sys.stderr)
 
     runs = []
-    for processes in (1, 2):
-        settings = JobSettings(processes=processes, lease_seconds=30, chunk_size=args.chunk_size, poll_seconds=0.05)
-        with Runner(processes, settings_override={"data_dir": data_dir}, job_settings=settings):
-            for _ in range(20):  # warm-up until every process has loaded the versions and taken part
-                warm = run_job(client, limit=args.chunk_size * processes * 2)
-                if owners(data_dir, warm) == processes:
-                    break
-            job_id = run_job(client, limit=args.cases)
-            job = client.get(f"/v1/jobs/{job_id}", headers=HEADERS).json
-        seconds = _time(job["finished_at"]) - _time(job["started_at"])
-        cases = job["progress"]["total"]
-        runs.append({"processes": processes, "case_pairs": cases, "seconds": round(seconds, 3),
-                     "case_pairs_per_second": round(cases / seconds, 1), "chunks_by_processes": owners(data_dir, job_id)})
-        print(f"{processes} process(es): {cases} case pairs in {seconds:.2f} s = {cases / seconds:.1f}/s", file=sys.stderr)
+    for round_no in range(args.rounds):  # rounds interleave 1 and 2 processes: the machine's noise hits both
+        for processes in (1, 2):
+            settings = JobSettings(processes=processes, lease_seconds=30, chunk_size=args.chunk_size, poll_seconds=0.05)
+            with Runner(processes, settings_override={"data_dir": data_dir}, job_settings=settings):
+                for _ in range(20):  # warm-up until every process has loaded the versions and taken part
+                    warm = run_job(client, limit=args.chunk_size * processes * 2)
+                    if owners(data_dir, warm) == processes:
+                        break
+                job_id = run_job(client, limit=args.cases)
+                job = client.get(f"/v1/jobs/{job_id}", headers=HEADERS).json
+            seconds = _time(job["finished_at"]) - _time(job["started_at"])
+            cases = job["progress"]["total"]
+            runs.append({"round": round_no + 1, "processes": processes, "case_pairs": cases, "seconds": round(seconds, 3),
+                         "case_pairs_per_second": round(cases / seconds, 1),
+                         "chunks_by_processes": owners(data_dir, job_id), "load_average_1m": round(os.getloadavg()[0], 2)})
+            print(f"round {round_no + 1}, {processes} process(es): {cases} case pairs in {seconds:.2f} s "
+                  f"= {cases / seconds:.1f}/s", file=sys.stderr)
+    best = {p: max(r["case_pairs_per_second"] for r in runs if r["processes"] == p) for p in (1, 2)}
 
     result = {
         "benchmark": "impact job over the decision log (sme-credit-policy 1.0.0 -> 1.0.1), case pairs per second",
@@ -106,9 +111,10 @@ def main() -> None:
                     "load_average_1m": round(os.getloadavg()[0], 2)},
         "store": "embedded SQLite",
         "chunk_size": args.chunk_size,
+        "best_case_pairs_per_second": {"1": best[1], "2": best[2]},
+        "speedup_2_over_1": round(best[2] / best[1], 2),
         "runs": runs,
-        "speedup_2_over_1": round(runs[1]["case_pairs_per_second"] / runs[0]["case_pairs_per_second"], 2),
-        "note": "the machine is shared; load_average_1m says how busy it was",
+        "note": "best of the rounds per process count; the machine is shared (2 CPUs), load_average_1m says how busy it was",
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
