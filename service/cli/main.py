@@ -478,7 +478,9 @@ def _write_changes_csv(path: str, changed: list) -> None:
         writer.writerow(("application_id", "as_of", "from_outcome", "to_outcome", "from_reasons", "to_reasons",
                          "rules_responsible", "from_results", "to_results"))
         for c in changed:
-            writer.writerow([c["application_id"], c["as_of"], c["from"]["outcome"], c["to"]["outcome"],
+            app_id = c["application_id"]
+            app_id = "'" + app_id if app_id[:1] in ("=", "+", "-", "@", "\t", "\r") else app_id  # as the service's CSV
+            writer.writerow([app_id, c["as_of"], c["from"]["outcome"], c["to"]["outcome"],
                              " ".join(c["from"]["reasons"]), " ".join(c["to"]["reasons"]), " ".join(c["rules_responsible"]),
                              json.dumps(c["from"]["results"], ensure_ascii=False, sort_keys=True, separators=(",", ":")),
                              json.dumps(c["to"]["results"], ensure_ascii=False, sort_keys=True, separators=(",", ":"))])

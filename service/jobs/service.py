@@ -58,11 +58,16 @@ class JobService:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         for c in job.result["changed"]:
-            writer.writerow([c["application_id"], c["as_of"], c["from"]["outcome"], c["to"]["outcome"],
+            writer.writerow([_cell(c["application_id"]), c["as_of"], c["from"]["outcome"], c["to"]["outcome"],
                              " ".join(c["from"]["reasons"]), " ".join(c["to"]["reasons"]),
                              " ".join(c["rules_responsible"]),
                              canonical.dumps(c["from"]["results"]), canonical.dumps(c["to"]["results"])])
         return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A spreadsheet must not run an id as a formula (CSV injection): such a cell gets a leading '."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _plausible_id(job_id: str) -> bool:

@@ -62,3 +62,10 @@ def test_breakdowns_count_each_case_under_its_from_results(pair):
     # toy has no segments / region tier / size class: every case is "unknown", with the whole matrix
     for name in ("by_segment", "by_region_tier", "by_size_class"):
         assert as_dict[name] == {"unknown": as_dict["matrix"]}
+
+
+def test_the_changes_csv_never_hands_a_spreadsheet_a_formula():
+    from service.jobs.service import _cell
+
+    assert [_cell(v) for v in ("=HYPERLINK(1)", "+1", "-1", "@SUM(A1)", "APP-1")] == \
+        ["'=HYPERLINK(1)", "'+1", "'-1", "'@SUM(A1)", "APP-1"]
