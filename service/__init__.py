@@ -13,11 +13,13 @@ def create_app(config: dict | None = None) -> Flask:
     from service.api import audit, decisions, jobs, ops, releases, rulesets
     from service.api.errors import register_error_handlers
     from service.api.http import assign_request_id
+    from service.audit import AuditService
     from service.catalog import Catalog
     from service.config import Settings
     from service.console import init_console
-    from service.decisionlog import SchemaNotMigrated, StoreUnavailable, open_store
+    from service.decisionlog import open_store
     from service.decisions import Clock, DecisionService
+    from service.errors import StorageUnavailable
     from service.rollouts import Rollouts
     from service.jobs.queue import JobQueue
     from service.jobs.service import JobService
@@ -37,7 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     catalog = Catalog(store, settings.rulesets_dir, settings.registry_refresh_seconds, settings.publish_approvals)
     try:
         catalog.start()
-    except (StoreUnavailable, SchemaNotMigrated) as exc:
+    except StorageUnavailable as exc:
         # Start anyway: /readyz says why, and the catalog loads when the store is back.
         logging.getLogger("service").error("store not available at start: %s", exc)
     metrics = get_metrics()
@@ -45,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["catalog"] = catalog
     app.extensions["rollouts"] = Rollouts(catalog, store)
     app.extensions["decisions"] = DecisionService(catalog, store, clock, metrics)
+    app.extensions["audit"] = AuditService(catalog, store)
     app.extensions["metrics"] = metrics
     app.extensions["jobs"] = JobService(JobQueue.from_settings(settings), catalog)
 

@@ -46,3 +46,11 @@ def loads(text: str | bytes):
 def sha256_hex(value) -> str:
     """sha256 of the canonical text of a value."""
     return hashlib.sha256(dumps(value).encode("utf-8")).hexdigest()
+
+
+def utc_text(value: _dt.datetime) -> str:
+    """The one text form of an instant: UTC, microseconds, `Z` (2026-11-24T08:00:00.000000Z).
+    Used in answers, exports and the log's hashes alike; a naive value is taken to be UTC."""
+    value = value.replace(tzinfo=_dt.timezone.utc) if value.tzinfo is None else value.astimezone(_dt.timezone.utc)
+    # isoformat, not strftime: strftime writes year 1 as "1", which no longer sorts as text.
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.decisionlog import NotFound, RulesetVersionRow, Store, StoreUnavailable, VersionConflict
+from service.boundary import store_errors_translated
+from service.decisionlog import NotFound, RulesetVersionRow, Store
 from service.decisionlog.releases import Approval, ReleaseState, RolloutRow, TransitionRefused
 from service.errors import (
-    InvalidRollout, InvalidRuleset, NoRollout, Problem, ReleaseConflict, SelfApproval, UnknownRuleset,
+    InvalidRollout, InvalidRuleset, NoRollout, Problem, ReleaseConflict, SelfApproval, StorageUnavailable,
+    UnknownRuleset, VersionConflict,
 )
 from service.rulesets.document import DocumentError, parse_document
 from service.decision_engine import Engine, LoadedVersion, Registry, version_key
@@ -34,6 +36,7 @@ class PublishResult:
     warnings: list[Problem]
 
 
+@store_errors_translated
 class Catalog:
     def __init__(self, store: Store, shipped_dir: str | Path | None, refresh_seconds: float = 1.0,
                  publish_approvals: int = 0):
@@ -297,7 +300,7 @@ class Catalog:
     def _catch_up(self) -> None:
         try:
             self.sync()
-        except StoreUnavailable:
+        except StorageUnavailable:
             pass  # published versions are immutable: serve what is loaded (a miss still asks the store)
 
     def get(self, name: str, version: str) -> LoadedVersion:

@@ -1,4 +1,4 @@
-"""Settings, read from the environment once per process (CONTRACT.md "Runtime")."""
+"""Settings, read from the environment once per process (docs/api-contract.md, "Running it")."""
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +27,6 @@ class Settings:
     # approvals a proposed version needs before it is active; 0 = publishing activates
     publish_approvals: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
-    max_batch_items: int = 1000
     registry_refresh_seconds: float = 1.0
     hmac_key: bytes | None = None
     retention_days: int | None = None

@@ -2,9 +2,9 @@
 
 `decide` evaluates a validated request and appends the decision (request, response, full
 trace, ruleset name/version/sha256, the used rulesets' versions) to the hash-chained log
-before returning it; if the log cannot be written the caller gets StoreUnavailable
-(503) and no decision. `replay` re-evaluates a logged request with the logged versions
-and `as_of` and reports any difference.
+before returning it; if the log cannot be written the caller gets StorageUnavailable
+(503) and no decision. `replay` re-evaluates a logged decision (service.audit finds it)
+with the logged versions and `as_of` and reports any difference.
 """
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from decimal import Decimal
 from uuid6 import uuid7
 
 from service import canonical, rollouts
+from service.boundary import store_errors_translated
 from service.catalog import Catalog
 from service.decision_engine import BANK_ZONE, Decision, LoadedVersion
-from service.decisionlog import LoggedDecision, NewDecision, NotFound, Store
+from service.decisionlog import LoggedDecision, NewDecision, Store
 from service.engine.evaluator import Evaluation, ruleset_ref
 from service.errors import RulesetUnavailable, UnknownRuleset
 
@@ -44,7 +45,7 @@ def decision_response(*, decision_id: str, decision: Decision, evaluated_at: dt.
     """The HTTP answer: the engine's decision (Decision.as_dict) framed by its volatile fields;
     `extra`: "rollout" (the split arm that answered), "dry_run"."""
     response = {"decision_id": decision_id, **decision.as_dict(), **(extra or {})}
-    response["evaluated_at"] = evaluated_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    response["evaluated_at"] = canonical.utc_text(evaluated_at)
     response["duration_ms"] = round(duration_ms, 3)
     return response
 
@@ -54,15 +55,7 @@ def full_trace(evaluation: Evaluation) -> dict:
     return evaluation.record()
 
 
-def expand_trace(catalog: Catalog, name: str, version: str, record: dict) -> dict:
-    """The logged trace record, expanded to full trace entries for the ruleset and each used one."""
-    out = {"rules": catalog.get(name, version).evaluator.expand(record)}
-    for alias, used in record.get("uses", {}).items():
-        ref = used["ruleset"]
-        out.setdefault("uses", {})[alias] = catalog.get(ref["name"], ref["version"]).evaluator.expand(used)
-    return out
-
-
+@store_errors_translated
 class DecisionService:
     def __init__(self, catalog: Catalog, store: Store, clock: Clock | None = None, metrics=None):
         self.catalog = catalog
@@ -159,16 +152,9 @@ class DecisionService:
         return self.catalog.engine.decide(lv, request["input"], as_of=as_of, trace=request["trace"],
                                           application_id=request["application_id"])
 
-    # -- audit ------------------------------------------------------------------------
+    # -- replay -----------------------------------------------------------------------
 
-    def logged(self, decision_id: str) -> LoggedDecision:
-        record = self.store.get_decision(decision_id)
-        if record is None:
-            raise NotFound(f"no decision {decision_id!r} in the log")
-        return record
-
-    def replay(self, decision_id: str) -> dict:
-        record = self.logged(decision_id)
+    def replay(self, record: LoggedDecision) -> dict:
         request, original = record.request, record.response
         pins = {u["ruleset"]["name"]: u["ruleset"]["version"] for u in original.get("uses", {}).values()}
         try:

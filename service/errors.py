@@ -1,4 +1,15 @@
-"""Domain errors with stable codes. Knows nothing of HTTP (api/errors.py maps these)."""
+"""The one error vocabulary of the service: every error a caller can see is a ServiceError.
+
+Each subclass has a stable snake_case `code` (the problem document's `code` member; never
+renamed once shipped) and sits under one of the *kinds* below. The kind says what went
+wrong in words the domain uses (not found, conflict, refused, unavailable, ...);
+service/api/errors.py maps kinds to HTTP statuses, so a new error is one subclass here under
+the right kind, and nothing else. This module knows nothing of HTTP and imports nothing of
+the service: every layer may raise these.
+
+Errors of lower layers with their own exceptions (the store's StoreError family) are
+translated into these at the service boundary (service.boundary), never shown as they are.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,105 +37,212 @@ class Problem:
 
 
 class ServiceError(Exception):
-    """Base of every error the API turns into a problem+json answer."""
+    """Base of every error the API turns into a problem+json answer.
+
+    `problems` are the individual findings (the problem document's `errors`); `extensions`
+    are extra members of the problem document (RFC 9457 §3.2), e.g. readiness checks."""
 
     code = "error"
 
-    def __init__(self, message: str, problems: list[Problem] | None = None):
+    def __init__(self, message: str, problems: list[Problem] | None = None, *, extensions: dict | None = None):
         super().__init__(message)
         self.message = message
         self.problems = problems or []
+        self.extensions = extensions or {}
 
 
-class InvalidInput(ServiceError):
-    """The evaluation input does not match the ruleset's declared input schema."""
-
-    code = "invalid_input"
+# -- kinds (each maps to one HTTP status in service/api/errors.py) ----------------------------
 
 
-class InvalidRuleset(ServiceError):
-    """A ruleset document failed validation, static checks or its own tests."""
+class Malformed(ServiceError):
+    """The request cannot be read at all (not JSON, not UTF-8, duplicate keys)."""
 
-    code = "invalid_ruleset"
-
-
-class UnknownRuleset(ServiceError):
-    """No such ruleset, or no version of it for the pin / date asked."""
-
-    code = "unknown_ruleset"
+    code = "malformed_request"
 
 
-class RulesetUnavailable(ServiceError):
-    """The version exists but may not be used for new decisions (retired)."""
+class Unauthenticated(ServiceError):
+    """No credentials, or credentials nobody issued."""
 
-    code = "ruleset_unavailable"
-
-
-class UnresolvableDependency(ServiceError):
-    """A ruleset this one `uses` has no version for the requested date."""
-
-    code = "unresolvable_dependency"
+    code = "unauthorized"
 
 
-class EvaluationError(ServiceError):
-    """A valid input hit a runtime failure in a ruleset (e.g. division by zero in a formula)."""
+class Forbidden(ServiceError):
+    """The caller is known but may not do this."""
 
-    code = "evaluation_error"
+    code = "forbidden"
 
 
-class InvalidRequest(ServiceError):
+class NotFound(ServiceError):
+    """The thing named does not exist (or not for this pin / date)."""
+
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    """The request contradicts what is already recorded."""
+
+    code = "conflict"
+
+
+class TooLarge(ServiceError):
+    """The request is larger than the service accepts."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMedia(ServiceError):
+    """The body is in a format this resource does not take."""
+
+    code = "unsupported_media_type"
+
+
+class Unprocessable(ServiceError):
+    """Readable, but invalid: the request, the input or the document is refused."""
+
+    code = "unprocessable"
+
+
+class Unavailable(ServiceError):
+    """A dependency (the decision log / registry store) cannot serve right now; retry later."""
+
+    code = "unavailable"
+
+
+class Internal(ServiceError):
+    """A bug: never the caller's fault, never detailed to the caller."""
+
+    code = "internal"
+
+
+# -- the errors ----------------------------------------------------------------------------
+
+
+class MalformedJson(Malformed):
+    code = "malformed_json"
+
+
+class InvalidRequest(Unprocessable):
     """The request envelope (not the ruleset input) is malformed."""
 
     code = "invalid_request"
 
 
-# -- releases: four-eyes publishing and rollouts (CONTRACT.md wave 2) ----------------------
+class InvalidInput(Unprocessable):
+    """The evaluation input does not match the ruleset's declared input schema."""
+
+    code = "invalid_input"
 
 
-class VersionNotActive(ServiceError):
+class InvalidRuleset(Unprocessable):
+    """A ruleset document failed validation, static checks or its own tests."""
+
+    code = "invalid_ruleset"
+
+
+class UnresolvableDependency(Unprocessable):
+    """A ruleset's `uses` cannot be resolved to a loaded version for this date/pin."""
+
+    code = "unresolvable_dependency"
+
+
+class RulesetUnavailable(Unprocessable):
+    """The version exists but may not be used for new decisions (retired)."""
+
+    code = "ruleset_retired"
+
+
+class EvaluationError(Unprocessable):
+    """A valid input hit a runtime failure in a ruleset (e.g. division by zero in a formula)."""
+
+    code = "evaluation_error"
+
+
+class UnknownRuleset(NotFound):
+    """No such ruleset, or no version of it for the pin / date asked."""
+
+    code = "unknown_ruleset"
+
+
+class UnknownDecision(NotFound):
+    """No decision with this id in the log."""
+
+    code = "unknown_decision"
+
+
+class VersionConflict(Conflict):
+    """The version is already published with different content; published versions are immutable."""
+
+    code = "version_conflict"
+
+
+class DuplicateDecision(Conflict):
+    """A decision with this id is already logged (ids are unique: retry)."""
+
+    code = "duplicate_decision"
+
+
+class StorageUnavailable(Unavailable):
+    """The decision log / registry store cannot be reached or written: nothing was decided."""
+
+    code = "store_unavailable"
+
+
+class NotReady(Unavailable):
+    """The instance cannot serve yet (no rulesets loaded, or the store unreachable)."""
+
+    code = "not_ready"
+
+
+# -- releases: four-eyes publishing and rollouts ----------------------------------------------
+
+
+class VersionNotActive(Unprocessable):
     """A pinned version is proposed (or rejected): only `"dry_run": true` may evaluate a proposed one."""
 
     code = "version_not_active"
 
 
-class SelfApproval(ServiceError):
+class SelfApproval(Forbidden):
     """Four eyes: the identity that proposed a version (or already approved it) cannot approve it."""
 
     code = "self_approval"
 
 
-class ReleaseConflict(ServiceError):
+class ReleaseConflict(Conflict):
     """The transition does not apply to the version's current registry status
     (approving an active version, rejecting a rejected one, …)."""
 
     code = "release_conflict"
 
 
-class InvalidRollout(ServiceError):
+class InvalidRollout(Unprocessable):
     """A rollout names an unusable challenger, mode, share or sticky key."""
 
     code = "invalid_rollout"
 
 
-class NoRollout(ServiceError):
+class NoRollout(NotFound):
     """The ruleset has no rollout running."""
 
     code = "no_rollout"
 
 
-class UnknownJob(ServiceError):
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+class UnknownJob(NotFound):
     """No job with this id."""
 
     code = "unknown_job"
 
 
-class JobNotFinished(ServiceError):
+class JobNotFinished(Conflict):
     """The job has no result yet (queued or running), or has already finished (cannot be cancelled)."""
 
     code = "job_not_finished"
 
 
-class JobFinished(ServiceError):
+class JobFinished(Conflict):
     """The job is done or failed: there is nothing left to cancel."""
 
     code = "job_finished"

@@ -20,12 +20,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from service.boundary import store_errors_translated
 from service.catalog import Catalog
+from service.contract import OUTCOMES
 from service.decisionlog import Store
 from service.errors import InvalidRequest, Problem, ServiceError
 from service.rulesets.diff import diff_rulesets
 from service.decision_engine import Engine, LoadedVersion
-from service.rulesets.model import OUTCOMES, Ruleset
+from service.rulesets.model import Ruleset
 
 # The results a job's breakdowns group by (sme-credit-policy's names; other rulesets
 # without them land under "unknown"). A list result (segments) counts the case once per value.
@@ -206,6 +208,7 @@ def case_from_record(record) -> Case:
                 dt.date.fromisoformat(record.as_of))
 
 
+@store_errors_translated
 def impact(catalog: Catalog, store: Store, name: str, request: dict, today: dt.date) -> dict:
     """The inline impact of given applications."""
     pair = VersionPair(catalog.engine, catalog.get(name, request["from_version"]), catalog.get(name, request["to_version"]))

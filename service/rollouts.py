@@ -22,6 +22,7 @@ import hashlib
 from decimal import Decimal
 
 from service import canonical
+from service.boundary import store_errors_translated
 from service.catalog import Catalog
 from service.decisionlog import Store
 from service.decisionlog.releases import MODES, RolloutRow
@@ -29,7 +30,7 @@ from service.engine.evaluator import Evaluation, ruleset_ref
 from service.errors import InvalidRollout, Problem
 from service.impact import _rules_reading
 from service.rulesets.diff import diff_rulesets
-from service.rulesets.model import OUTCOMES
+from service.contract import OUTCOMES
 from service.decision_engine import LoadedVersion
 
 _SCALE = 2 ** 64
@@ -113,6 +114,7 @@ def shadow_record(lv: LoadedVersion, evaluation: Evaluation | None, error: Excep
     return out
 
 
+@store_errors_translated
 class Rollouts:
     """The running rollouts and their reports, for in-process readers (the console)."""
 
@@ -142,6 +144,7 @@ def _changed_rules(old: LoadedVersion, new: LoadedVersion) -> set[str]:
     return rules | _rules_reading(old.ruleset, params) | _rules_reading(new.ruleset, params)
 
 
+@store_errors_translated
 def report(catalog: Catalog, store: Store, name: str, time_from: dt.datetime | None,
            time_to: dt.datetime | None) -> dict:
     """Arms, the champion -> challenger outcome matrix over shadow pairs, and the cases whose

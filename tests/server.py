@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +32,9 @@ class GunicornServer:
     def __init__(self, env: dict | None = None, workers: int = 2, data_dir: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir or tempfile.mkdtemp(prefix="credit-rules-data-")
+        # Directories this server made are its own: stop() removes them (a given data_dir is the caller's).
+        self._own_dirs: list[str] = []
+        self.data_dir = data_dir or self._own_dir("credit-rules-data-")
         os.makedirs(self.data_dir, exist_ok=True)
         self.env = {
             **os.environ,
@@ -41,7 +44,7 @@ class GunicornServer:
             "REGISTRY_REFRESH_SECONDS": "0",
             # Publish-is-active unless a test exercises four-eyes publishing (it sets PUBLISH_APPROVALS)
             "PUBLISH_APPROVALS": "0",
-            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="credit-rules-metrics-"),
+            "PROMETHEUS_MULTIPROC_DIR": self._own_dir("credit-rules-metrics-"),
             "PYTHONPATH": str(ROOT),
             **(env or {}),
         }
@@ -90,7 +93,13 @@ class GunicornServer:
         return [c for r in self.job_runner_pids() for c in self._children(r)
                 if "resource_tracker" not in _cmdline(c)]
 
+    def _own_dir(self, prefix: str) -> str:
+        path = tempfile.mkdtemp(prefix=prefix)
+        self._own_dirs.append(path)
+        return path
+
     def stop(self) -> None:
+        """Stop gunicorn and remove the directories this server created (its log goes with them)."""
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -98,6 +107,8 @@ class GunicornServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        for path in self._own_dirs:
+            shutil.rmtree(path, ignore_errors=True)
 
     def __enter__(self) -> "GunicornServer":
         return self.start()

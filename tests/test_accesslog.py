@@ -15,8 +15,15 @@ def test_access_log_lines_are_json_with_the_echoed_request_id():
             requests.get(server.url + '/healthz?q="quoted"\\slash', headers={"User-Agent": 'odd "agent" \\ tab\there'}, timeout=10),
             requests.get(server.url + "/no/such/path", headers={"X-Request-Id": "core-banking-42"}, timeout=10),
         ]
-        time.sleep(0.5)
-        records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        # Workers write their access log line after answering: poll until both are there.
+        deadline = time.monotonic() + 10
+        while True:
+            complete_lines = server.log().split("\n")[:-1]  # the last may be half written
+            records = [json.loads(line) for line in complete_lines if line.startswith("{")]
+            ids = {r["request_id"] for r in records}
+            if {a.headers["X-Request-Id"] for a in answers} <= ids or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     ids = {r["request_id"] for r in records}
     assert answers[1].headers["X-Request-Id"] == "core-banking-42"
     assert {a.headers["X-Request-Id"] for a in answers} <= ids

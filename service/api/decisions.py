@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 from simplejson import RawJSON
 
-from service.api.errors import problem_errors, status_for
+from service.api.errors import problem_body
 from service.api.http import json_body, json_response, require
 from service.errors import InvalidRequest, Problem, ServiceError
 from service.schemas.api import BatchRequest, EvaluateRequest, load
@@ -32,22 +32,19 @@ def evaluate():
 def evaluate_batch():
     body = json_body()
     items = load(_batch_schema, body)["items"]
-    limit = current_app.config["SETTINGS"].max_batch_items
-    if len(items) > limit:
-        raise InvalidRequest(f"at most {limit} items", [Problem("invalid_request", "items", f"at most {limit} items")])
     results = []
     ok = 0
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
-                raise InvalidRequest("an item must be a JSON object",
-                                     [Problem("invalid_request", f"items.{index}", "must be an object")])
-            request = load(_evaluate_schema, item, prefix=f"items.{index}")
+                raise InvalidRequest("an item must be a JSON object", [Problem("invalid_request", "", "must be an object")])
+            request = load(_evaluate_schema, item)
             decision = RawJSON(_service().decide(request, item))
         except ServiceError as exc:
-            # One bad item does not fail the others; the log only holds real decisions.
-            results.append({"index": index, "status": status_for(exc),
-                            "error": {"detail": exc.message, "errors": problem_errors(exc.problems)}})
+            # One bad item does not fail the others; the log only holds real decisions. Its error
+            # is the problem document a single request would get, paths located inside the batch.
+            error = problem_body(exc, path_prefix=f"items.{index}.")
+            results.append({"index": index, "status": error["status"], "error": error})
             continue
         ok += 1
         results.append({"index": index, "status": 200, "decision": decision})

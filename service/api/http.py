@@ -11,8 +11,10 @@ import simplejson
 from flask import Response, current_app, g, request
 
 from service import canonical
-from service.api.errors import ApiError
 from service.config import token_identity as fingerprint_identity
+from service.errors import (
+    Forbidden, InvalidRequest, MalformedJson, Problem, TooLarge, Unauthenticated, UnsupportedMedia,
+)
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 JSON_TYPES = ("application/json",)
@@ -29,14 +31,13 @@ def read_body(allowed_types=JSON_TYPES) -> tuple[bytes, str]:
     """The raw body and its media type; 415 for anything not allowed, 413 when too large."""
     media_type = (request.mimetype or "").lower()
     if media_type not in allowed_types:
-        raise ApiError(415, "unsupported-media-type",
-                       f"send the body as {' or '.join(allowed_types)}" + (f", not {media_type}" if media_type else ""))
+        raise UnsupportedMedia(f"send the body as {' or '.join(allowed_types)}" + (f", not {media_type}" if media_type else ""))
     limit = current_app.config["SETTINGS"].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload-too-large", f"request body is larger than {limit} bytes")
+        raise TooLarge(f"request body is larger than {limit} bytes")
     body = request.get_data(cache=True)
     if len(body) > limit:
-        raise ApiError(413, "payload-too-large", f"request body is larger than {limit} bytes")
+        raise TooLarge(f"request body is larger than {limit} bytes")
     return body, media_type
 
 
@@ -47,24 +48,24 @@ def parse_json(body: bytes):
         out = {}
         for key, value in items:
             if key in out:
-                raise ApiError(400, "malformed-json", f"duplicate key {key!r} in the JSON body")
+                raise MalformedJson(f"duplicate key {key!r} in the JSON body")
             out[key] = value
         return out
 
     def no_constants(name):
-        raise ApiError(400, "malformed-json", f"{name} is not valid JSON")
+        raise MalformedJson(f"{name} is not valid JSON")
 
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "malformed-json", "the body is not UTF-8 text") from None
+        raise MalformedJson("the body is not UTF-8 text") from None
     try:
         data = simplejson.loads(text, parse_float=_decimal, parse_int=_integer, object_pairs_hook=pairs,
                                 parse_constant=no_constants)
     except simplejson.JSONDecodeError as exc:
-        raise ApiError(400, "malformed-json", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise MalformedJson(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
-        raise ApiError(400, "malformed-json", "the JSON body is nested too deeply") from None
+        raise MalformedJson("the JSON body is nested too deeply") from None
     if _SURROGATE_ESCAPE.search(text):
         _refuse_lone_surrogates(data)
     return data
@@ -76,11 +77,10 @@ MAX_NUMBER_EXPONENT = 1000
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _number_out_of_range(literal: str) -> ApiError:
+def _number_out_of_range(literal: str) -> InvalidRequest:
     shown = literal if len(literal) <= 40 else literal[:20] + "…" + literal[-10:]
-    return ApiError(422, "invalid-request", f"the number {shown} is out of the range this service accepts",
-                    errors=[{"path": "", "message": f"numbers must lie within ±1e{MAX_NUMBER_EXPONENT}",
-                             "code": "number_out_of_range"}])
+    return InvalidRequest(f"the number {shown} is out of the range this service accepts",
+                          [Problem("number_out_of_range", "", f"numbers must lie within ±1e{MAX_NUMBER_EXPONENT}")])
 
 
 def _decimal(literal: str) -> Decimal:
@@ -123,16 +123,15 @@ def _refuse_lone_surrogates(data) -> None:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise ApiError(400, "malformed-json", "the JSON body contains a lone surrogate escape "
-                               "(such as \\ud800), which is not valid Unicode text") from None
+                raise MalformedJson("the JSON body contains a lone surrogate escape "
+                                    "(such as \\ud800), which is not valid Unicode text") from None
 
 
 def json_body(*, require_object: bool = True):
     body, _ = read_body()
     data = parse_json(body)
     if require_object and not isinstance(data, dict):
-        raise ApiError(422, "invalid-request", "the body must be a JSON object",
-                       errors=[{"path": "", "message": "must be an object", "code": "invalid_request"}])
+        raise InvalidRequest("the body must be a JSON object", [Problem("invalid_request", "", "must be an object")])
     return data
 
 
@@ -153,7 +152,7 @@ def _bearer_token() -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "use Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("use Authorization: Bearer <token>")
     return token.strip()
 
 
@@ -179,10 +178,10 @@ def token_roles(token: str | None) -> frozenset[str]:
     if tokens is None:
         return frozenset({"evaluate", "read"})
     if token is None:
-        raise ApiError(401, "unauthorized", "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("a bearer token is required")
     roles = _roles_of(token, tokens)
     if roles is None:
-        raise ApiError(401, "unauthorized", "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("unknown token")
     return roles | {"read"}
 
 
@@ -191,9 +190,9 @@ def check_roles(roles: frozenset[str], needed) -> None:
     missing = [r for r in needed if r not in roles]
     if missing:
         if current_app.config["SETTINGS"].tokens is None:
-            raise ApiError(403, "forbidden", f"the {'/'.join(missing)} role is not available: "
-                           "RULES_API_TOKENS is not set, so only evaluation and reading are open")
-        raise ApiError(403, "forbidden", f"this token lacks the {'/'.join(missing)} role")
+            raise Forbidden(f"the {'/'.join(missing)} role is not available: "
+                            "RULES_API_TOKENS is not set, so only evaluation and reading are open")
+        raise Forbidden(f"this token lacks the {'/'.join(missing)} role")
 
 
 def require(*needed: str):

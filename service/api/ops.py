@@ -7,9 +7,8 @@ from pathlib import Path
 import swagger_ui_bundle
 from flask import Blueprint, Response, current_app, send_from_directory
 
-from service.api.errors import ApiError, problem
 from service.api.http import json_response
-from service.decisionlog import StoreUnavailable
+from service.errors import NotFound, NotReady
 from service.metrics import Metrics
 
 bp = Blueprint("ops", __name__)
@@ -37,23 +36,13 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    catalog = current_app.extensions["catalog"]
-    checks = {"rulesets": False, "store": True}
-    detail = None
-    try:
-        current_app.extensions["store"].ping()
-        catalog.sync()  # loads what a start during an outage could not
-    except StoreUnavailable as exc:
-        checks["store"] = False
-        detail = str(exc)
-    checks["rulesets"] = bool(catalog.registry.names())
-    loaded = sum(len(catalog.registry.versions(n)) for n in catalog.registry.names())
-    if not all(checks.values()):
+    readiness = current_app.extensions["audit"].readiness()
+    if not readiness.ready:
         # An error like any other: problem+json, with the checks as extension members.
-        missing = ", ".join(k for k, ok in checks.items() if not ok)
-        return problem(503, "not-ready", detail or f"not ready: {missing}",
-                       extra={"checks": checks, "rulesets_loaded": loaded})
-    return json_response({"status": "ready", "checks": checks, "rulesets_loaded": loaded})
+        missing = ", ".join(k for k, ok in readiness.checks.items() if not ok)
+        raise NotReady(readiness.detail or f"not ready: {missing}",
+                       extensions={"checks": readiness.checks, "rulesets_loaded": readiness.rulesets_loaded})
+    return json_response({"status": "ready", "checks": readiness.checks, "rulesets_loaded": readiness.rulesets_loaded})
 
 
 @bp.get("/metrics")
@@ -75,5 +64,5 @@ def docs():
 @bp.get("/docs/<asset>")
 def docs_asset(asset: str):
     if asset not in SWAGGER_ASSETS:
-        raise ApiError(404, "not-found", "no such resource")
+        raise NotFound("no such resource")
     return send_from_directory(swagger_ui_bundle.swagger_ui_path, asset)

@@ -4,21 +4,21 @@ Approving, rejecting and changing rollouts: role `approve`. Reading history, rol
 and reports: any valid token (or open mode)."""
 from __future__ import annotations
 
-import datetime as dt
 
 from flask import Blueprint, current_app, request
 
 from service import rollouts
-from service.api.errors import ApiError
 from service.api.http import caller_identity, json_body, json_response, require
 from service.api.rulesets import _check_name, _check_version
 from service.errors import NoRollout
 from service.schemas.api import ReleaseComment, RolloutRequest, load
+from service.schemas.query import RolloutReportQuery
 
 bp = Blueprint("releases", __name__)
 
 _comment_schema = ReleaseComment()
 _rollout_schema = RolloutRequest()
+_report_query = RolloutReportQuery()
 
 
 def _catalog():
@@ -110,23 +110,6 @@ def rollout_report(name: str):
     _check_name(name)
     catalog = _catalog()
     catalog.versions(name)
-    time_from, time_to = _time_arg("from"), _time_arg("to")
+    query = load(_report_query, request.args)
+    time_from, time_to = query["time_from"], query["time_to"]
     return json_response(rollouts.report(catalog, catalog.store, name, time_from, time_to))
-
-
-def _time_arg(name: str) -> dt.datetime | None:
-    """An ISO date-time with a zone, or a date (midnight UTC)."""
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        if len(raw) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), dt.timezone.utc)
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        if value.tzinfo is None:
-            raise ValueError
-        return value.astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):
-        raise ApiError(422, "invalid-request", f"`{name}` must be a date or an ISO 8601 date-time with a zone",
-                       errors=[{"path": name, "message": "a date (2026-01-15) or date-time with zone",
-                                "code": "invalid_request"}]) from None

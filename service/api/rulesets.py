@@ -7,21 +7,23 @@ import yaml
 from flask import Blueprint, Response, current_app, g, request
 
 from service import canonical
-from service.api.errors import ApiError, problem_errors
+from service.api.errors import problem_errors
 from service.api.http import caller_name, json_body, json_response, read_body, require, screen_json_document
-from service.errors import InvalidRuleset, UnknownRuleset
+from service.errors import Forbidden, InvalidRuleset, UnknownRuleset
+from service.identifiers import is_ruleset_name, is_version
 from service.impact import MAX_INLINE_APPLICATIONS, cases_from_request, impact as run_impact
 from service.jobs.service import job_view
 from service.rulesets.diff import diff_rulesets
-from service.rulesets.parse import RULESET_NAME_RE, SEMVER_RE
 from service.decision_engine.registry import LoadedVersion
 from service.rulesets.testing import run_tests
 from service.schemas.api import ImpactRequest, load
+from service.schemas.query import DiffQuery
 
 bp = Blueprint("rulesets", __name__)
 
 DOCUMENT_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json")
 _impact_schema = ImpactRequest()
+_diff_query = DiffQuery()
 
 
 def _catalog():
@@ -29,12 +31,12 @@ def _catalog():
 
 
 def _check_name(name: str) -> None:
-    if not RULESET_NAME_RE.match(name) or len(name) > 64:
+    if not is_ruleset_name(name):
         raise UnknownRuleset(f"unknown ruleset {name!r}")
 
 
 def _check_version(version: str) -> None:
-    if not SEMVER_RE.match(version):
+    if not is_version(version):
         raise UnknownRuleset(f"no version {version!r}: versions look like 1.0.0")
 
 
@@ -153,13 +155,8 @@ def validate():
 @require("read")
 def diff(name: str):
     _check_name(name)
-    missing = [p for p in ("from", "to") if not request.args.get(p)]
-    if missing:
-        raise ApiError(422, "invalid-request", "give both `from` and `to` versions",
-                       errors=[{"path": p, "message": "required query parameter", "code": "invalid_request"} for p in missing])
-    a, b = request.args["from"], request.args["to"]
-    _check_version(a)
-    _check_version(b)
+    query = load(_diff_query, request.args)
+    a, b = query["from_version"], query["to_version"]
     catalog = _catalog()
     return json_response(diff_rulesets(catalog.get(name, a).ruleset, catalog.get(name, b).ruleset))
 
@@ -191,9 +188,9 @@ def require_any_role(*roles: str) -> None:
     held = _roles()
     if not any(r in held for r in roles):
         if current_app.config["SETTINGS"].tokens is None:
-            raise ApiError(403, "forbidden", f"the {' or '.join(roles)} role is not available: "
-                           "RULES_API_TOKENS is not set, so only evaluation and reading are open")
-        raise ApiError(403, "forbidden", f"this needs the {' or '.join(roles)} role")
+            raise Forbidden(f"the {' or '.join(roles)} role is not available: "
+                            "RULES_API_TOKENS is not set, so only evaluation and reading are open")
+        raise Forbidden(f"this needs the {' or '.join(roles)} role")
 
 
 def _roles():

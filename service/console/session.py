@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app, g, request, session
 
-from service.api.errors import ApiError
+from service.errors import ServiceError
 from service.api.http import check_roles, token_roles, token_identity
 
 log = logging.getLogger("service.console")
@@ -86,7 +86,7 @@ def current_user() -> User | None:
         try:
             token = _fernet().decrypt(sealed.encode("ascii"), ttl=SESSION_SECONDS).decode("utf-8")
             user = User(token_identity(token or None), token_roles(token or None))
-        except (InvalidToken, ApiError):
+        except (InvalidToken, ServiceError):
             session.pop("tok", None)  # expired, or the token is no longer configured
     g.console_user = user
     return user

@@ -7,25 +7,26 @@ import csv
 import datetime as dt
 import io
 import logging
-import re
 from urllib.parse import urlencode
 
 from flask import (Blueprint, Response, current_app, redirect, render_template, request, session,
                    stream_with_context, url_for)
 from werkzeug.exceptions import HTTPException
 
-from service.api.errors import ApiError
+from service.api.errors import status_for
+from service.audit import SearchFilters, expand_trace
+from service.boundary import store_errors_translated
+from service.canonical import utc_text
 from service.console import features
 from service.console.i18n import LANGUAGES, WORDS, language, pick, t
 from service.console.render import condition_html, effect_html, rule_effect, trace_by_stage, value_text
 from service.console.session import (CSRF_FIELD, CsrfRefused, SignInRequired, check_csrf, csrf_token, current_user,
                                      require_roles, sign_in, sign_out)
-from service.decisionlog import NotFound, StoreUnavailable, VersionConflict
-from service.decisions import expand_trace
-from service.errors import ServiceError, UnknownRuleset
+from service.errors import (Conflict, Forbidden, InvalidRequest, NotFound, ServiceError, Unauthenticated, Unavailable,
+                            UnknownDecision, UnknownRuleset)
 from service.rulesets.diff import diff_rulesets
-from service.rulesets.model import OUTCOMES
-from service.rulesets.parse import RULE_ID_RE, RULESET_NAME_RE, SEMVER_RE
+from service.contract import OUTCOMES
+from service.identifiers import DECISION_ID_RE, RULE_ID_RE, RULESET_NAME_RE, SEMVER_RE
 from service.rulesets.testing import run_tests
 
 log = logging.getLogger("service.console")
@@ -36,7 +37,6 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 PAGE_SIZE = 25
 CSV_COLUMNS = ("seq", "decision_id", "evaluated_at", "application_id", "ruleset", "version", "sha256", "as_of",
                "outcome", "fired_rules")
-_DECISION_ID_RE = re.compile(r"^[0-9a-fA-F-]{36}$")
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
@@ -60,8 +60,24 @@ def _catalog():
     return current_app.extensions["catalog"]
 
 
+def _audit():
+    return current_app.extensions["audit"]
+
+
+class _TranslatedStore:
+    """The store as the console's feature probes read it: every call's store errors leave as
+    ServiceErrors (service.boundary), so this module never needs the store's exceptions."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name):
+        value = getattr(self._store, name)
+        return store_errors_translated(value) if callable(value) else value
+
+
 def _store():
-    return current_app.extensions["store"]
+    return _TranslatedStore(current_app.extensions["store"])
 
 
 @bp.context_processor
@@ -115,18 +131,18 @@ def _console_error(exc: Exception):
         return _error_page(403, "forbidden", t("csrf_refused"))
     if isinstance(exc, BadInput):
         return _error_page(422, "bad_input", "; ".join(m for _, m in exc.problems), exc.problems)
-    if isinstance(exc, ApiError):
-        if exc.status == 401:
-            session.pop("tok", None)
-            return redirect(url_for("console.signin_form", next=request.full_path.rstrip("?")))
-        return _error_page(exc.status, "forbidden" if exc.status == 403 else "error", exc.detail)
-    if isinstance(exc, (UnknownRuleset, NotFound)):
-        return _error_page(404, "not_found", getattr(exc, "message", None) or str(exc))
-    if isinstance(exc, StoreUnavailable):
-        log.error("decision store unavailable: %s", exc)
+    if isinstance(exc, Unauthenticated):
+        session.pop("tok", None)
+        return redirect(url_for("console.signin_form", next=request.full_path.rstrip("?")))
+    if isinstance(exc, Forbidden):
+        return _error_page(403, "forbidden", exc.message)
+    if isinstance(exc, NotFound):
+        return _error_page(404, "not_found", exc.message)
+    if isinstance(exc, Unavailable):
+        log.error("decision store unavailable: %s", exc.message)
         return _error_page(503, "error", t("store_unavailable"))
-    if isinstance(exc, VersionConflict):
-        return _error_page(409, "error", str(exc))
+    if isinstance(exc, Conflict):
+        return _error_page(409, "error", exc.message)
     if isinstance(exc, ServiceError):
         status = _status_of(exc)
         hint = WORDS.get(f"err_{exc.code}")
@@ -141,8 +157,6 @@ def _console_error(exc: Exception):
 
 def _status_of(exc: ServiceError) -> int:
     """The HTTP status the API gives this error (one mapping for both front ends)."""
-    from service.api.errors import status_for
-
     status = status_for(exc)
     return status if 400 <= status < 600 else 422
 
@@ -181,7 +195,7 @@ def signin():
         raise BadInput([("token", t("sign_in_failed"))])
     try:
         user = sign_in(token)
-    except ApiError:
+    except ServiceError:
         return render_template("console/signin.html", next=target, open_mode=open_mode, failed=True), 401
     log.info("console sign-in by %s", user.identity)
     return redirect(target if user.can("audit") or not target.startswith("/console/decisions") else
@@ -247,8 +261,8 @@ def decisions():
     filters = _search_filters(request.args)
     cursor = request.args.get("cursor") or None
     try:
-        items, next_cursor = _store().search_decisions(limit=PAGE_SIZE, cursor=cursor, newest_first=True, **filters)
-    except ValueError:
+        items, next_cursor = _audit().search(SearchFilters(**filters), limit=PAGE_SIZE, cursor=cursor, newest_first=True)
+    except InvalidRequest:
         raise BadInput([("cursor", "the page link is not one this console made")]) from None
     query = {k: v for k, v in request.args.items() if k != "cursor" and v}
     return render_template("console/decisions.html", items=items, query=query, next_cursor=next_cursor,
@@ -261,18 +275,17 @@ def decisions():
 def decisions_csv():
     require_roles("audit")
     filters = _search_filters(request.args)
-    store = _store()
-    store.search_decisions(limit=1, **filters)  # an outage is a 503 page before the stream starts
+    records = _audit().export(SearchFilters(**filters))  # an outage is a 503 page before the stream starts
 
     def rows():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         yield buffer.getvalue()
-        for record in store.iter_decisions(**filters):
+        for record in records:
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow((record.seq, record.decision_id, _iso(record.evaluated_at), record.application_id or "",
+            writer.writerow((record.seq, record.decision_id, utc_text(record.evaluated_at), record.application_id or "",
                              record.ruleset_name, record.ruleset_version, record.ruleset_sha256, record.as_of,
                              record.outcome, " ".join(record.fired_rules)))
             yield buffer.getvalue()
@@ -281,15 +294,11 @@ def decisions_csv():
                     headers={"Content-Disposition": "attachment; filename=decisions.csv"})
 
 
-def _iso(value) -> str:
-    return value.isoformat(timespec="microseconds").replace("+00:00", "Z") if isinstance(value, dt.datetime) else str(value)
-
-
 def _decision_page(decision_id: str, replay: dict | None = None):
     require_roles("audit")
-    if not _DECISION_ID_RE.match(decision_id):
-        raise NotFound(f"no decision {decision_id!r}")
-    record = _service().logged(decision_id)
+    if not DECISION_ID_RE.match(decision_id):
+        raise UnknownDecision(f"no decision {decision_id!r}")
+    record = _audit().logged(decision_id)
     catalog = _catalog()
     try:
         ruleset = catalog.get(record.ruleset_name, record.ruleset_version).ruleset
@@ -325,9 +334,9 @@ def decision(decision_id: str):
 @bp.post("/decisions/<decision_id>/replay")
 def replay(decision_id: str):
     require_roles("audit")
-    if not _DECISION_ID_RE.match(decision_id):
-        raise NotFound(f"no decision {decision_id!r}")
-    return _decision_page(decision_id, replay=_service().replay(decision_id))
+    if not DECISION_ID_RE.match(decision_id):
+        raise UnknownDecision(f"no decision {decision_id!r}")
+    return _decision_page(decision_id, replay=_service().replay(_audit().logged(decision_id)))
 
 
 # -- audit ----------------------------------------------------------------------------------
@@ -350,9 +359,9 @@ def audit():
 @bp.post("/audit/verify")
 def audit_verify():
     require_roles("audit")
-    report = _store().verify()
-    log.info("console verify run by %s: ok=%s", current_user().identity, report.ok)
-    return _audit_page(report=report.to_dict())
+    report = _audit().verify()
+    log.info("console verify run by %s: ok=%s", current_user().identity, report["ok"])
+    return _audit_page(report=report)
 
 
 # -- rulesets -----------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def anchor_hash(
 
 def timestamp_text(value: dt.datetime) -> str:
     """The one text form of a UTC instant used in hashes and in SQLite columns."""
-    return to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return canonical.utc_text(value)
 
 
 def to_utc(value: dt.datetime) -> dt.datetime:

@@ -14,12 +14,13 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
+from service.contract import MAX_ITEMS_PER_REQUEST as MAX_PAGE_SIZE
+from service.contract import OUTCOMES  # re-exported: rows.py checks outcomes against it
+
 if TYPE_CHECKING:  # rows.py imports this module
     from .rows import StoredDecision
 
-OUTCOMES = ("APPROVE", "REFER", "DECLINE")
 SOURCE_FORMATS = ("yaml", "json")
-MAX_PAGE_SIZE = 1000
 ITER_BATCH_SIZE = 500
 
 

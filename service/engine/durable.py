@@ -3,7 +3,7 @@
 We drive durable_rules' C engine (`durable_rules_engine`, the Rete network inside
 durable-rules 2.0.28) directly instead of through `durable.engine.Host`:
 - no Host means no background timer threads, which re-arm forever and can race an
-  evaluation in another thread (see DURABLE_RULES.md);
+  evaluation in another thread (see docs/durable-rules.md);
 - actions are not Python callbacks that mutate state: an activation only tells us
   which rule matched, so we read the rule name and complete it.
 

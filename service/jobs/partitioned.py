@@ -18,6 +18,7 @@ import datetime as dt
 from typing import Iterable
 
 from service.catalog import Catalog
+from service import canonical
 from service.decisionlog import open_store
 from service.impact import Tally, VersionPair
 from service.jobs.work import SOURCE_LOG, impact_of_range
@@ -25,13 +26,9 @@ from service.jobs.work import SOURCE_LOG, impact_of_range
 _per_process: dict = {}
 
 
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _params(from_version: str, to_version: str, logged_from: dt.datetime, logged_to: dt.datetime) -> dict:
-    return {"from": from_version, "to": to_version, "source": SOURCE_LOG, "logged_from": _iso(logged_from),
-            "logged_to": _iso(logged_to), "limit": None}
+    return {"from": from_version, "to": to_version, "source": SOURCE_LOG, "logged_from": canonical.utc_text(logged_from),
+            "logged_to": canonical.utc_text(logged_to), "limit": None}
 
 
 def _store(database_url: str | None, data_dir: str | None):

@@ -18,8 +18,7 @@ import os
 import signal
 import time
 
-from service.decisionlog import StoreUnavailable
-from service.jobs.work import JobContext, JobSettings, step
+from service.jobs.work import UNAVAILABLE, JobContext, JobSettings, step
 
 log = logging.getLogger("service.jobs")
 
@@ -48,7 +47,7 @@ def worker_main(parent_pid: int, settings_override: dict | None = None,
         while not stopping():
             try:
                 busy = step(ctx, stopping)
-            except StoreUnavailable as exc:
+            except UNAVAILABLE as exc:
                 log.warning("job store unavailable, retrying: %s", exc)
                 busy = False
             except Exception:  # noqa: BLE001 - one bad job must not end the worker
@@ -59,7 +58,7 @@ def worker_main(parent_pid: int, settings_override: dict | None = None,
     finally:
         try:
             ctx.queue.release(ctx.owner)  # others take over at once instead of after lease expiry
-        except StoreUnavailable:
+        except UNAVAILABLE:
             pass
         ctx.close()
 
@@ -74,7 +73,7 @@ def _warm_up(ctx: JobContext, stopping, pause: float) -> None:
                 log.info("job process ready: %d versions loaded in %.1f s", len(ctx.catalog.registry.all()),
                          time.monotonic() - started)
                 return
-        except StoreUnavailable:  # e.g. a brand-new store the app has not migrated yet
+        except UNAVAILABLE:  # e.g. a brand-new store the app has not migrated yet
             pass
         time.sleep(pause)  # the app has not published the shipped rulesets yet
 

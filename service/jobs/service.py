@@ -6,6 +6,7 @@ import datetime as dt
 import io
 
 from service import canonical
+from service.boundary import store_errors_translated
 from service.catalog import Catalog
 from service.errors import InvalidRequest, JobFinished, JobNotFinished, Problem, UnknownJob
 from service.jobs.queue import Job, JobQueue
@@ -15,6 +16,7 @@ CSV_COLUMNS = ("application_id", "as_of", "from_outcome", "to_outcome", "from_re
                "rules_responsible", "from_results", "to_results")
 
 
+@store_errors_translated
 class JobService:
     def __init__(self, queue: JobQueue, catalog: Catalog):
         self.queue, self.catalog = queue, catalog

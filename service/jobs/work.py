@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from service import canonical
 from service.catalog import Catalog
 from service.decisionlog import StoreUnavailable, open_store
-from service.errors import ServiceError
+from service.errors import ServiceError, StorageUnavailable
 from service.impact import Case, Tally, VersionPair, case_from_record, cases_from_request, report
 from service.jobs.queue import Chunk, Job, JobQueue
+
+# The store down, as the queue says it (its own error) and as the catalog says it (translated at
+# the service boundary): either way the lease expires and the work is retried, never failed.
+UNAVAILABLE = (StoreUnavailable, StorageUnavailable)
 
 log = logging.getLogger("service.jobs")
 
@@ -60,13 +64,8 @@ def impact_params(request: dict, default_as_of: dt.date) -> dict:
     if request["applications"] is not None:
         return {**params, "source": SOURCE_GIVEN, "as_of": (request["as_of"] or default_as_of).isoformat(),
                 "applications": request["applications"]}
-    return {**params, "source": SOURCE_LOG, "logged_from": _iso(request["logged_from"]),
-            "logged_to": _iso(request["logged_to"]), "limit": request["limit"]}
-
-
-def _iso(value: dt.datetime) -> str:
-    # isoformat, not strftime: years before 1000 keep four digits
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return {**params, "source": SOURCE_LOG, "logged_from": canonical.utc_text(request["logged_from"]),
+            "logged_to": canonical.utc_text(request["logged_to"]), "limit": request["limit"]}
 
 
 def _time(text: str) -> dt.datetime:
@@ -174,7 +173,7 @@ def step(ctx: JobContext, stopping=lambda: False) -> bool:
         try:
             ctx.pair(job)  # both versions must exist
             chunks = plan(ctx, job)
-        except StoreUnavailable:
+        except UNAVAILABLE:
             raise  # the lease expires; planned again when the store is back
         except ServiceError as exc:
             ctx.queue.fail(job.id, exc.message)
@@ -212,7 +211,7 @@ def run_chunk(ctx: JobContext, job: Job, chunk: Chunk, stopping=lambda: False) -
     try:
         pair = ctx.pair(job)
         tally = impact_of_range(ctx.store, pair, job.ruleset, job.params, chunk.lo, chunk.hi, stop)
-    except StoreUnavailable:
+    except UNAVAILABLE:
         raise
     except ServiceError as exc:
         ctx.queue.fail(job.id, exc.message)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from service.contract import OUTCOMES
 from service.rulesets import expr
 from service.rulesets.types import FieldSpec, TypeSpec
 
-OUTCOMES = ("APPROVE", "REFER", "DECLINE")
 SEVERITY = {"APPROVE": 0, "REFER": 1, "DECLINE": 2}
 OUTCOME_TYPE = TypeSpec(kind="enum", values=OUTCOMES, alias="outcome")
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 
 from service.errors import Problem
+from service.identifiers import REASON_CODE_RE, RULE_ID_RE, RULESET_NAME_RE, SEMVER_RE
 from service.rulesets import expr
 from service.rulesets.document import SourceDocument, normalize
 from service.rulesets.conditions import ConditionParser, Scope, expr_kind
@@ -23,10 +24,6 @@ from service.rulesets.types import (
     MISSING, FieldSpec, TypeContext, TypeSpec, assignable, check_value, parse_date, parse_fields, parse_type,
 )
 
-RULESET_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
-SEMVER_RE = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
-RULE_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$")
-REASON_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 STATUSES = ("draft", "active", "retired")
 TOP_LEVEL_KEYS = (
     "name", "version", "effective_from", "effective_to", "status", "owner", "description", "types",

@@ -7,11 +7,10 @@ from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from service.contract import MAX_ITEMS_PER_REQUEST, TRACE_LEVELS
 from service.errors import InvalidRequest, Problem
-from service.rulesets.parse import RULESET_NAME_RE, SEMVER_RE
+from service.identifiers import MAX_APPLICATION_ID_LENGTH, RULESET_NAME_RE, SEMVER_RE
 from service.schemas.ruleset_input import StrictDate, _flatten
-
-TRACE_LEVELS = ("full", "fired", "none")
 
 
 class StrictString(fields.String):
@@ -56,7 +55,7 @@ class EvaluateRequest(Schema):
                            validate=validate.Regexp(SEMVER_RE, error="must be a version like 1.0.0"))
     as_of = StrictDate(load_default=None, allow_none=True)
     application_id = StrictString(required=True, validate=[
-        validate.Length(min=1, max=100),
+        validate.Length(min=1, max=MAX_APPLICATION_ID_LENGTH),
         validate.Regexp(r"^[\x21-\x7e]+$", error="printable ASCII without spaces")])
     input = JsonObject(required=True)
     trace = StrictString(load_default="fired", validate=validate.OneOf(TRACE_LEVELS))
@@ -67,7 +66,8 @@ class BatchRequest(Schema):
     class Meta:
         unknown = RAISE
 
-    items = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=1000))
+    items = fields.List(fields.Raw(), required=True, validate=validate.Length(
+        min=1, max=MAX_ITEMS_PER_REQUEST, error=f"1 to {MAX_ITEMS_PER_REQUEST} items"))
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -87,7 +87,7 @@ class ImpactApplication(Schema):
     class Meta:
         unknown = RAISE
 
-    application_id = StrictString(validate=validate.Length(min=1, max=100))
+    application_id = StrictString(validate=validate.Length(min=1, max=MAX_APPLICATION_ID_LENGTH))
     as_of = fields.Raw(allow_none=True)
     input = JsonObject(required=True)
 

@@ -185,6 +185,9 @@ def problem(response: requests.Response, status: int) -> dict:
     assert response.headers["Content-Type"].startswith("application/problem+json"), response.headers["Content-Type"]
     body = response.json()
     assert body["status"] == status
+    # The stable code, and the type URI named after it (service/api/errors.py).
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", body["code"]), body
+    assert body["type"].endswith("/" + body["code"].replace("_", "-")), body
     return body
 
 

@@ -1,4 +1,4 @@
-"""Who may call what (CONTRACT.md): every caller × every endpoint, against real gunicorn servers.
+"""Who may call what (docs/api-contract.md): every caller × every endpoint, against real gunicorn servers.
 
 Token mode (RULES_API_TOKENS set): no token, an unknown token or a malformed Authorization
 header → 401; a valid token without the role → 403; ruleset reads need any valid token;

@@ -1,4 +1,4 @@
-"""Every endpoint over HTTP against a real gunicorn server (2 workers), as CONTRACT.md says.
+"""Every endpoint over HTTP against a real gunicorn server (2 workers), as docs/api-contract.md says.
 
 Servers and helpers are in conftest.py; every response is also checked against openapi.yaml.
 Tests that publish use a ruleset name of their own (`unique`); tests that evaluate the `toy`
@@ -227,9 +227,17 @@ def test_batch_decides_good_items_and_reports_bad_ones_in_order(evaluator, audit
     assert out["summary"] == {"total": 6, "decided": 2, "failed": 4}
     assert out["items"][0]["decision"]["outcome"] == "APPROVE"
     assert out["items"][5]["decision"]["outcome"] == "DECLINE"
-    assert "input.applicant.rating" in [e["path"] for e in out["items"][1]["error"]["errors"]]
+    assert "items.1.input.applicant.rating" in [e["path"] for e in out["items"][1]["error"]["errors"]]
     assert [e["path"] for e in out["items"][3]["error"]["errors"]] == ["items.3"]
     assert "items.4.application_id" in [e["path"] for e in out["items"][4]["error"]["errors"]]
+    # Each failed item carries the problem document a single request would get.
+    assert [i.get("error", {}).get("code") for i in out["items"]] == [
+        None, "invalid_input", "unknown_ruleset", "invalid_request", "invalid_request", None]
+    single = problem(evaluator.post("/v1/decisions", json=items[1]), 422)
+    item_error = out["items"][1]["error"]
+    assert {k: item_error[k] for k in ("type", "title", "status", "code", "detail")} == \
+        {k: single[k] for k in ("type", "title", "status", "code", "detail")}
+    assert [e["path"] for e in item_error["errors"]] == ["items.1." + p for p in error_paths(single)]
     # only real decisions are logged
     logged = lambda app: auditor.get(f"/v1/decisions?application_id={app}").json()["items"]
     assert len(logged("BATCH-OK")) == 1 and len(logged("BATCH-DECLINE")) == 1

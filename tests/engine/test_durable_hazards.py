@@ -140,7 +140,7 @@ def test_raw_engine_fails_at_1024_live_sessions():
             print("still failing", flush=True)
     """)
     assert "MemoryError 1024" in proc.stdout
-    # Here the ruleset keeps refusing new sessions (DURABLE_RULES.md saw a SIGSEGV next).
+    # Here the ruleset keeps refusing new sessions (docs/durable-rules.md: a SIGSEGV comes next).
     assert "recovered" not in proc.stdout
 
 

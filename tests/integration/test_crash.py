@@ -12,6 +12,14 @@ from tests.integration.conftest import base_env, toy_decision
 from tests.server import ALL, AUDIT, GunicornServer, bearer
 
 
+def _until_answered(answered: list, more: int, seconds: float = 60) -> None:
+    """Wait until `more` further decisions have been answered."""
+    target, deadline = len(answered) + more, time.monotonic() + seconds
+    while len(answered) < target:
+        assert time.monotonic() < deadline, f"only {len(answered)} answered, waiting for {target}"
+        time.sleep(0.05)
+
+
 def test_sigkill_during_load_loses_no_answered_decision():
     with GunicornServer(base_env(), workers=3) as server:
         answered, stop = [], threading.Event()
@@ -32,12 +40,13 @@ def test_sigkill_during_load_loses_no_answered_decision():
         threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
         for t in threads:
             t.start()
-        time.sleep(2)
+        # Under load before, between and after the kills: counted in answers, not in seconds.
+        _until_answered(answered, 40)
         victims = server.worker_pids()
         os.kill(victims[0], signal.SIGKILL)
-        time.sleep(1)
+        _until_answered(answered, 40)
         os.kill(victims[1], signal.SIGKILL)
-        time.sleep(2)
+        _until_answered(answered, 40)
         stop.set()
         for t in threads:
             t.join()
