@@ -403,6 +403,9 @@ CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance, st_ch
           st_checks.response_schema_conformance]
 
 
+# Minutes on 2 shared cores (every operation, 30 examples, three phases): CI runs it (.ci/run);
+# the default run keeps (c) above, which drives every operation against the same schemas.
+@pytest.mark.slow
 @schema.parametrize()
 def test_schemathesis_no_server_errors_and_problem_json_errors(case, fuzz_server):
     response = case.call(base_url=fuzz_server.url)

@@ -13,7 +13,7 @@ from service.catalog import Catalog
 from service.decisionlog import open_store
 from service.decisions import Clock, DecisionService
 from service.errors import StorageUnavailable, UnknownDecision, UnknownRuleset, VersionConflict
-from service.impact import impact
+from service.impact import Tally, VersionPair, case_from_record, impact, report
 from service.schemas.api import EvaluateRequest, ImpactRequest, load
 from tests.api.conftest import FIXTURE_RULESETS, toy_input, toy_v2_yaml, toy_yaml
 
@@ -165,8 +165,13 @@ def test_impact_of_a_raised_floor_over_given_applications_and_over_the_log(catal
     for a in applications:
         raw = {"ruleset": "toy", "version": "1.0.0", **a}
         service.decide(load(EvaluateRequest(), raw), raw)
-    logged = load(ImpactRequest(), {"from": "1.0.0", "to": "1.1.0", "logged_from": "2026-05-20T00:00:00Z",
-                                    "logged_to": "2026-05-21T00:00:00Z"})
-    over_log = impact(catalog, catalog.store, "toy", logged, clock.business_date())
-    assert over_log["source"]["kind"] == "decision_log" and over_log["evaluated"] == 3
-    assert over_log["outcome_matrix"] == result["outcome_matrix"]
+    # Over the log, as a job does it: logged cases through the same case-pair function, one tally.
+    pair = VersionPair(catalog.engine, catalog.get("toy", "1.0.0"), catalog.get("toy", "1.1.0"))
+    tally = Tally()
+    period = SearchFilters(ruleset="toy", time_from=dt.datetime(2026, 5, 20, tzinfo=UTC),
+                           time_to=dt.datetime(2026, 5, 21, tzinfo=UTC))
+    for record in AuditService(catalog, catalog.store).export(period):
+        tally.add(pair.compare(case_from_record(record)))
+    over_log = report(pair, "toy", {"kind": "decision_log"}, tally, breakdowns=True)
+    assert over_log["evaluated"] == 3 and over_log["matrix"] == result["outcome_matrix"]
+    assert [c["application_id"] for c in over_log["changed"]] == [c["application_id"] for c in result["changed"]]
