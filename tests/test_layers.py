@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
 }
 # Command-line entry points of a package (python -m service.x) wire that package: top layer.
 ENTRY_POINT = "__main__"
-FRONT_ENDS = ("service.api", "service.console")
+FRONT_ENDS = ("service.api", "service.console", "service.cli")
 FORBIDDEN_FOR_FRONT_ENDS = ("service.decisionlog",)
 
 
