@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from service.api.errors import ApiError
-
 from service.api.http import json_response, require
 from service.api.rulesets import require_any_role
 from service.jobs.service import job_view
+from service.schemas.api import load
+from service.schemas.query import JobListQuery
 
 bp = Blueprint("jobs", __name__)
+_list_query = JobListQuery()
 
 
 def _jobs():
@@ -20,19 +21,8 @@ def _jobs():
 @require("read")
 def list_jobs():
     """The newest jobs first, without their results (read one job for that)."""
-    problems = []
-    try:
-        limit = int(request.args.get("limit", "20"))
-        if not 1 <= limit <= 200:
-            raise ValueError
-    except ValueError:
-        limit = 0
-        problems.append({"path": "limit", "message": "an integer from 1 to 200", "code": "invalid_request"})
-    ruleset = request.args.get("ruleset") or None
-    unknown = sorted(set(request.args) - {"limit", "ruleset"})
-    problems += [{"path": k, "message": "unknown query parameter", "code": "invalid_request"} for k in unknown]
-    if problems:
-        raise ApiError(422, "invalid-request", "the query is invalid", errors=problems)
+    query = load(_list_query, request.args)
+    limit, ruleset = query["limit"], query["ruleset"] or None
     jobs = [{**job_view(j), "result": None} for j in _jobs().recent(limit, ruleset)]
     return json_response({"jobs": jobs})
 

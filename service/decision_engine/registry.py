@@ -36,7 +36,8 @@ from service.rulesets.document import DocumentError, SourceDocument, parse_docum
 from service.rulesets.model import Ruleset, Use
 from service.rulesets.testing import TestReport
 from service.rulesets.testing import run_tests as run_embedded_tests
-from service.rulesets.parse import SEMVER_RE, ProblemLocator, UsedRuleset, parse_ruleset
+from service.identifiers import SEMVER_RE
+from service.rulesets.parse import ProblemLocator, UsedRuleset, parse_ruleset
 from service.schemas.ruleset_input import InputValidator, default_sub_input
 
 

@@ -89,3 +89,10 @@ class RolloutReportQuery(_Query):
 
     time_from = DateOrUtcDateTime(data_key="from", load_default=None)
     time_to = DateOrUtcDateTime(data_key="to", load_default=None)
+
+
+class JobListQuery(_Query):
+    """GET /v1/jobs?limit=&ruleset="""
+
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200, error="an integer from 1 to 200"))
+    ruleset = fields.String(load_default=None)
