@@ -36,6 +36,10 @@ def start(server) -> None:
 
     def watch():
         while not stopping.wait(1.0):
+            # The master closes its listeners first when it shuts down: a runner that exits then
+            # was stopped with the service (a signal to the process group), not lost.
+            if not getattr(server, "LISTENERS", True):
+                return
             if _state["process"].poll() is not None:
                 server.log.warning("job runner %s exited; starting another", _state["process"].pid)
                 _state["process"] = _launch()
