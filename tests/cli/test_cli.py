@@ -185,9 +185,10 @@ def test_the_worked_release_from_the_shell_runs(tmp_path):
                        encoding="utf-8")
     tokens = (f"li.wei={IDENTITIES['LI_TOKEN']}:publish+evaluate+approve,wang.fang={IDENTITIES['WANG_TOKEN']}:approve,"
               f"zhao.min={IDENTITIES['ZHAO_TOKEN']}:audit,core-banking={IDENTITIES['CORE_TOKEN']}:evaluate")
-    with GunicornServer({"RULES_API_TOKENS": tokens, "RULESETS_DIR": str(shipped), "JOB_PROCESSES": "1",
-                         "PUBLISH_APPROVALS": "1"},
-                        data_dir=str(tmp_path / "data")).start(timeout=300) as s:
+    s = GunicornServer({"RULES_API_TOKENS": tokens, "RULESETS_DIR": str(shipped), "JOB_PROCESSES": "1",
+                        "PUBLISH_APPROVALS": "1"}, data_dir=str(tmp_path / "data"))
+    s.start(timeout=300)
+    try:
         env = {**os.environ, **IDENTITIES, "CREDIT_RULES_URL": s.url, "NEW": str(new), "CSV": str(tmp_path / "changes.csv"),
                "PATH": f"{Path(CLI).parent}:{os.environ['PATH']}"}
         result = subprocess.run(["bash", str(RELEASE_SCRIPT)], capture_output=True, text=True, env=env,
@@ -199,3 +200,5 @@ def test_the_worked_release_from_the_shell_runs(tmp_path):
         assert "sme-credit-policy 1.1.0: active" in out
         assert "champion -> challenger" in out and "case pairs" in result.stderr
         assert "outcome matrix" in out and (tmp_path / "changes.csv").exists()
+    finally:
+        s.stop()
