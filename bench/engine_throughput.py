@@ -96,6 +96,7 @@ def main() -> int:
         "inputs": len(inputs),
         "as_of": AS_OF.isoformat(),
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load1": os.getloadavg()[0],  # the machine is shared: compare figures of one run
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
         "results": results,
         "engine_vs_plain": round(results[0]["per_second"] / results[1]["per_second"], 3),

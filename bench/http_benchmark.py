@@ -105,6 +105,7 @@ def main() -> int:
         "benchmark": "HTTP, gunicorn default config, wrk on loopback",
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
+        "load1_at_end": os.getloadavg()[0],  # the machine is shared: compare the ratios of one run
         "gunicorn_workers": workers,
         "connections": args.connections,
         "seconds_per_run": args.seconds,
