@@ -289,11 +289,12 @@ class Registry:
         used: dict[str, Evaluation] = {}
         for use in lv.ruleset.uses:
             pinned = (pins or {}).get(use.ruleset)
+            use_as_of = use.as_of or as_of
             try:
-                ulv = self.resolve(use.ruleset, pinned, as_of, allow_retired=pinned is not None)
+                ulv = self.resolve(use.ruleset, pinned, use_as_of, allow_retired=pinned is not None)
             except (UnknownRuleset, RulesetUnavailable) as exc:
                 raise UnresolvableDependency(f"{lv.ruleset.key} uses {use.ruleset}: {exc.message}") from None
-            used[use.alias] = ulv.evaluator.evaluate(sub_input(use, data, ulv.ruleset), as_of=as_of)
+            used[use.alias] = ulv.evaluator.evaluate(sub_input(use, data, ulv.ruleset), as_of=use_as_of)
         return lv.evaluator.evaluate(data, as_of=as_of, uses=used)
 
 

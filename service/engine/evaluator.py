@@ -130,7 +130,8 @@ class Evaluator:
         self.declared = {r.id: declared_effect(r) for r in rs.rules}
         self.reason_entry = {
             r.id: {"code": r.effect.reason, "rule_id": r.id, "stage": r.stage,
-                   "message_zh": rs.reasons[r.effect.reason].zh, "message_en": rs.reasons[r.effect.reason].en}
+                   "message_zh": (r.effect.message or rs.reasons[r.effect.reason]).zh,
+                   "message_en": (r.effect.message or rs.reasons[r.effect.reason]).en}
             for r in rs.rules if r.effect.outcome
         }
         self.params = {name: p.value for name, p in rs.parameters.items()}

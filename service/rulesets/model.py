@@ -164,6 +164,7 @@ class Effect:
     reason: str | None = None
     sets: tuple[tuple[str, ValueSource], ...] = ()
     adds: tuple[tuple[str, ValueSource], ...] = ()
+    message: "Reason | None" = None  # this rule's own wording of its reason (same code)
 
     def writes(self) -> list[str]:
         return [name for name, _ in self.sets] + [name for name, _ in self.adds]
@@ -245,6 +246,7 @@ class Use:
     ruleset: str
     input: tuple[tuple[str, ValueSource], ...]  # used ruleset's input path -> value
     results: dict[str, FieldSpec]  # what `uses.<alias>.<name>` can read
+    as_of: "dt.date | None" = None  # evaluate the used ruleset as on this date (None: the decision's as_of)
 
 
 @dataclass(frozen=True)

@@ -278,8 +278,8 @@ class _Parser:
                 self.report("bad_uses", path, "a `uses` entry is {ruleset: name, input: {field: value, ...}}")
                 continue
             for key in spec:
-                if key not in ("ruleset", "input"):
-                    self.report("unknown_key", f"{path}.{key}", "a `uses` entry has only `ruleset` and `input`")
+                if key not in ("ruleset", "input", "as_of"):
+                    self.report("unknown_key", f"{path}.{key}", "a `uses` entry has only `ruleset`, `input` and `as_of`")
             target = spec.get("ruleset")
             used = self.used.get(target) if isinstance(target, str) else None
             if used is None or not used.versions:
@@ -295,7 +295,30 @@ class _Parser:
             for version in used.versions:
                 inputs = self.check_use_input(mapping, version, f"{path}.input")
             results = _common_results(used.versions, self.report, path)
-            self.uses[alias] = Use(alias=alias, ruleset=target, input=tuple(inputs), results=results)
+            as_of = self.use_as_of(spec["as_of"], f"{path}.as_of") if "as_of" in spec else None
+            self.uses[alias] = Use(alias=alias, ruleset=target, input=tuple(inputs), results=results, as_of=as_of)
+
+    def use_as_of(self, raw, path):
+        """`as_of: {param: p, dates: {value: date}}` — the date the used ruleset is evaluated on when
+        parameter p has that value (e.g. pin the size standard a seed cites); any other value: the
+        decision's own as_of. Parameters are fixed per version, so this resolves when parsing."""
+        if not isinstance(raw, dict) or set(raw) != {"param", "dates"} or not isinstance(raw["dates"], dict):
+            self.report("bad_uses", path, "`as_of` is {param: name, dates: {parameter value: YYYY-MM-DD}}")
+            return None
+        param = self.params.get(raw["param"]) if isinstance(raw["param"], str) else None
+        if param is None or param.type.kind not in ("enum", "string"):
+            self.report("unknown_parameter", f"{path}.param", "`as_of` reads an enum or string parameter of this ruleset")
+            return None
+        self.used_params.add(param.name)
+        dates = {}
+        for value, date in raw["dates"].items():
+            if param.type.kind == "enum" and value not in param.type.values:
+                self.report("bad_uses", f"{path}.dates.{value}", f"{value!r} is not a value of parameter {param.name}")
+            parsed = parse_date(date)
+            if parsed is None:
+                self.report("bad_date", f"{path}.dates.{value}", "a date YYYY-MM-DD")
+            dates[value] = parsed
+        return dates.get(param.value)
 
     def check_use_input(self, mapping: dict, version: Ruleset, path: str):
         scope = Scope(self, stage_index=None)
@@ -416,8 +439,8 @@ class _Parser:
             self.report("bad_effect", path, "`then` is required: {outcome, reason, set, add}")
             return None
         for key in raw:
-            if key not in ("outcome", "reason", "set", "add"):
-                self.report("unknown_key", f"{path}.{key}", "`then` has outcome, reason, set and add")
+            if key not in ("outcome", "reason", "set", "add", "message"):
+                self.report("unknown_key", f"{path}.{key}", "`then` has outcome, reason, message, set and add")
         outcome, reason = raw.get("outcome"), raw.get("reason")
         if outcome is not None and outcome not in ("REFER", "DECLINE"):
             self.report("bad_outcome", f"{path}.outcome", "a rule's outcome is REFER or DECLINE (APPROVE is what remains)")
@@ -426,6 +449,14 @@ class _Parser:
             self.report("bad_effect", path, "`outcome` and `reason` go together: every REFER/DECLINE cites a reason code")
         if reason is not None and reason not in self.reasons:
             self.report("unknown_reason", f"{path}.reason", f"reason {reason!r} is not in `reasons` (each needs zh and en messages)")
+        message = None
+        if "message" in raw:
+            # One reason code, worded for what this rule found (e.g. which field was not attested).
+            if reason is None:
+                self.report("bad_effect", f"{path}.message", "`message` words a reason; it needs `reason`")
+            else:
+                zh, en = self.bilingual(raw["message"], f"{path}.message")
+                message = Reason(reason, zh, en)
         sets, adds = [], []
         for kind, target in (("set", sets), ("add", adds)):
             entries = self.mapping(raw.get(kind), f"{path}.{kind}") or {}
@@ -448,7 +479,7 @@ class _Parser:
                     target.append((name, source))
         if not (outcome or sets or adds):
             self.report("bad_effect", path, "a rule must do something: an outcome, or set/add a result")
-        return Effect(outcome=outcome, reason=reason, sets=tuple(sets), adds=tuple(adds))
+        return Effect(outcome=outcome, reason=reason, sets=tuple(sets), adds=tuple(adds), message=message)
 
     def value_source(self, raw, path, want: TypeSpec, scope, *, allow_expr, list_ok=False):
         if isinstance(raw, dict) and set(raw) == {"expr"}:

@@ -10,10 +10,11 @@ import pytest
 from service.rulesets.testing import run_tests
 from tests.conftest import RULESETS_DIR
 
-NAMES = ("sme-credit-policy", "sme-size-classification", "coal-industry-policy", "mortgage-payment-loan", "sme-loan-pricing")
+NAMES = ("sme-credit-policy", "sme-size-classification", "coal-industry-policy", "mortgage-payment-loan", "sme-loan-pricing",
+         "post-loan-monitoring")
 
 
-def test_the_five_rulesets_ship():
+def test_the_shipped_rulesets():
     assert sorted(p.name for p in RULESETS_DIR.iterdir() if p.is_dir()) == sorted(NAMES)
 
 
