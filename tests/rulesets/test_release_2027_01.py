@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from service.rulesets.registry import Registry
+from service.decision_engine.registry import Registry
 from tests.conftest import RULESETS_DIR
 
 BEFORE, AFTER = dt.date(2026, 12, 31), dt.date(2027, 1, 1)
