@@ -473,7 +473,9 @@ def reading_coal(impact: dict) -> str:
     gained = new_reasons(impact)
     return "\n".join([
         f"- {t[('APPROVE', 'REFER')]} approvals become REFER and {t[('APPROVE', 'DECLINE')]} become DECLINE; "
-        f"{t[('REFER', 'DECLINE')]} referrals become declines, {t[('DECLINE', 'REFER')]} declines become referrals.",
+        f"{t[('REFER', 'DECLINE')]} referrals become declines, {t[('DECLINE', 'REFER')]} declines become referrals — "
+        f"mostly groups with an unattested fact whose class-based decline (credit type not allowed, guarantee missing) is "
+        f"withheld until the fact is known; admission declines still apply to them.",
         f"- {pct(gained['COMPLIANCE_NOT_ATTESTED'], total)} applications gain `COMPLIANCE_NOT_ATTESTED` (an approval, safety/environment, "
         f"chain or reserves fact not sent); no class is decided for them until the fact is attested, so their credit and guarantee "
         f"verdicts are withheld rather than guessed.",

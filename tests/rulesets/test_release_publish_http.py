@@ -96,13 +96,14 @@ def test_the_release_publishes_and_the_old_versions_keep_answering(before_releas
     body = impact.json()
     assert body["outcome_matrix"]["APPROVE"]["REFER"] == 1 and body["outcome_matrix"]["APPROVE"]["APPROVE"] == 1
 
-    # pricing: an LPR base rate is referred with both rates; coal 1.0.0 still answers before 2027
+    # pricing: an LPR base rate is referred with both rates
     price = requests.post(f"{url}/v1/decisions", headers=auth(EVALUATE), timeout=60, json={
         "ruleset": "sme-loan-pricing", "as_of": "2027-01-15", "application_id": "REL-P",
         "input": {"term_months": 12, "base_rate": 3.45,
                   "coefficients": {"rating": 0.55, "guarantee": 0.65, "contribution": 0.75, "prospect": 0.70}}}).json()
     assert (price["ruleset"]["version"], price["outcome"]) == ("2.6.0", "REFER")
-    assert (price["results"]["benchmark_rate"], price["results"]["base_rate"]) in ((4.35, 3.45), ("4.3500", "3.4500"), (4.35, 3.45))
+    assert [r["code"] for r in price["reasons"]] == ["BASE_RATE_OVERRIDDEN"]
+    assert (float(price["results"]["benchmark_rate"]), float(price["results"]["base_rate"])) == (4.35, 3.45)
 
     # post-loan monitoring through the same POST /v1/decisions
     plm = requests.post(f"{url}/v1/decisions", headers=auth(EVALUATE), timeout=60, json={
