@@ -40,7 +40,6 @@ def before_release(tmp_path_factory):
     server.stop()
 
 
-@pytest.mark.slow
 def test_the_release_publishes_and_the_old_versions_keep_answering(before_release):
     url = before_release.url
     # before the release: 1.1.0 is unknown

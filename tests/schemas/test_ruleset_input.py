@@ -12,7 +12,8 @@ from tests.engine.samples import sample_inputs
 
 @pytest.fixture(scope="module")
 def validator(shipped):
-    return shipped.versions("sme-credit-policy")[-1].validator
+    # 1.0.0: its compliance defaults are the ones asserted here (1.1.0 defaults them to null, fail closed)
+    return shipped.get("sme-credit-policy", "1.0.0").validator
 
 
 def problems(validator, raw) -> dict[str, str]:
