@@ -163,6 +163,10 @@ def test_an_altered_record_shows_its_integrity_failure(console, server):
     assert console.find_all("#integrity-failed")
     assert console.find("#hash-ok").get_attribute("class") == "bad"
     console.screenshot("decision-tampered")
+    console.submit("#replay")  # the replay names the difference instead of calling it identical
+    assert console.find("#replay-result").get_attribute("data-identical") == "false"
+    assert "/integrity" in console.text("#replay-result") or "/outcome" in console.text("#replay-result")
+    console.screenshot("decision-tampered-replay")
     console.open("/console/audit")
     console.submit("#run-verify")
     assert console.find("#verify-result").get_attribute("data-ok") == "false"
