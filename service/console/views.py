@@ -22,7 +22,7 @@ from service.console.i18n import LANGUAGES, WORDS, language, pick, t
 from service.console.render import condition_html, effect_html, rule_effect, trace_by_stage, value_text
 from service.console.session import (CSRF_FIELD, CsrfRefused, SignInRequired, check_csrf, csrf_token, current_user,
                                      require_roles, sign_in, sign_out)
-from service.errors import (Conflict, Forbidden, InvalidRequest, NotFound, ServiceError, Unauthenticated, Unavailable,
+from service.errors import (InvalidRequest, ServiceError, Unauthenticated, Unavailable,
                             UnknownDecision, UnknownRuleset)
 from service.rulesets.diff import diff_rulesets
 from service.contract import OUTCOMES
@@ -134,21 +134,15 @@ def _console_error(exc: Exception):
     if isinstance(exc, Unauthenticated):
         session.pop("tok", None)
         return redirect(url_for("console.signin_form", next=request.full_path.rstrip("?")))
-    if isinstance(exc, Forbidden):
-        return _error_page(403, "forbidden", exc.message)
-    if isinstance(exc, NotFound):
-        return _error_page(404, "not_found", exc.message)
     if isinstance(exc, Unavailable):
-        log.error("decision store unavailable: %s", exc.message)
+        log.error("service unavailable: %s", exc.message)
         return _error_page(503, "error", t("store_unavailable"))
-    if isinstance(exc, Conflict):
-        return _error_page(409, "error", exc.message)
     if isinstance(exc, ServiceError):
-        status = _status_of(exc)
-        hint = WORDS.get(f"err_{exc.code}")
-        message = f"{t('err_' + exc.code)} — {exc.message}" if hint else exc.message
-        return _error_page(status, "forbidden" if status == 403 else "error", message,
-                           [(p.path, p.message) for p in exc.problems])
+        status = _status_of(exc)  # Forbidden 403, NotFound 404, Conflict 409, Unprocessable 422, ...
+        # A known code gets a sentence in the page's language before the service's own words.
+        message = f"{t('err_' + exc.code)} — {exc.message}" if f"err_{exc.code}" in WORDS else exc.message
+        title = {403: "forbidden", 404: "not_found"}.get(status, "error")
+        return _error_page(status, title, message, [(p.path, p.message) for p in exc.problems])
     if isinstance(exc, HTTPException):
         return _error_page(exc.code or 500, "not_found" if exc.code == 404 else "error", exc.description or "")
     log.exception("console error")
@@ -285,13 +279,18 @@ def decisions_csv():
         for record in records:
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow((record.seq, record.decision_id, utc_text(record.evaluated_at), record.application_id or "",
+            writer.writerow((record.seq, record.decision_id, utc_text(record.evaluated_at), _cell(record.application_id or ""),
                              record.ruleset_name, record.ruleset_version, record.ruleset_sha256, record.as_of,
                              record.outcome, " ".join(record.fired_rules)))
             yield buffer.getvalue()
 
     return Response(stream_with_context(rows()), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=decisions.csv"})
+
+
+def _cell(text: str) -> str:
+    """CSV injection: a spreadsheet must not run an id as a formula (as the jobs' changes CSV)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _decision_page(decision_id: str, replay: dict | None = None):

@@ -3,6 +3,8 @@ as an HTML 4xx page. The browser tests (test_auditor.py, test_product.py) show t
 gunicorn; these run in seconds."""
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 import shutil
@@ -167,3 +169,16 @@ def test_an_unset_secret_key_is_generated_with_a_warning(tmp_path, caplog, monke
 def test_the_api_keeps_answering_problem_json(app):
     response = app.test_client().get("/v1/no-such-thing")
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(app):
+    from tests.console.conftest import APPLICANT, REQUEST
+
+    body = {"ruleset": "sme-credit-policy", "as_of": "2026-01-15", "application_id": "=HYPERLINK(\"x\")",
+            "input": {"applicant": APPLICANT, "request": REQUEST}}
+    api = app.test_client()
+    assert api.post("/v1/decisions", json=body, headers={"Authorization": f"Bearer {ALL}"}).status_code == 200
+    export = signed_in(app, AUDIT).get("/console/decisions.csv?application_id=%3DHYPERLINK(%22x%22)")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
+    assert [r["application_id"] for r in rows] == ["'=HYPERLINK(\"x\")"]
