@@ -108,9 +108,12 @@ def proposals(catalog, store) -> list[dict]:
 
 
 def version_in_force(catalog, name: str, lv) -> str | None:
-    """The version a proposal would replace: the newest active one other than itself."""
+    """The version a proposal would take over from: the newest active one already in force on
+    the proposal's effective date (else the newest active one)."""
     active = [v for v in catalog.versions(name) if v.version != lv.version and version_status(catalog, v) == "active"]
-    return active[-1].version if active else None
+    before = [v for v in active if v.ruleset.effective_from <= lv.ruleset.effective_from]
+    pick = max(before or active, key=lambda v: (v.ruleset.effective_from, v.ruleset.version), default=None)
+    return pick.version if pick is not None else None
 
 
 def review(catalog, name: str, version: str, decision: str, identity: str | None, comment: str | None):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+from selenium.webdriver.support.select import Select
 
 from tests.console.conftest import APPLICANT, REQUEST, ROOT
 from tests.server import ALL, APPROVE, AUDIT, PUBLISH, bearer
@@ -24,7 +25,7 @@ def _document(version: str) -> str:
     text = (ROOT / "rulesets" / NAME / "1.0.0.yaml").read_text(encoding="utf-8")
     assert "version: '1.0.0'" in text and "value: [上海市, 江苏省, 浙江省]" in text
     return (text.replace("version: '1.0.0'", f"version: '{version}'")
-                .replace("effective_from: 2024-06-17", "effective_from: 2030-01-01")
+                .replace("effective_from: 2024-06-17", "effective_from: 2026-06-01")
                 .replace("value: [上海市, 江苏省, 浙江省]", "value: [上海市, 江苏省, 浙江省, 安徽省]"))
 
 
@@ -68,8 +69,10 @@ def test_the_diff_page_shows_the_changed_parameter(console, proposed):
     console.open(f"/console/rulesets/{NAME}")
     assert console.find_all(f"tr[data-version='{NEW_VERSION}']")
     console.screenshot("versions")
+    Select(console.find("#diff-from")).select_by_visible_text("1.0.0")
+    Select(console.find("#diff-to")).select_by_visible_text(NEW_VERSION)
     console.submit("#compare")
-    assert console.path.startswith(f"/console/rulesets/{NAME}/diff")
+    assert console.path == f"/console/rulesets/{NAME}/diff?from=1.0.0&to={NEW_VERSION}"
     row = console.find("#diff-parameters tr[data-param='priority_provinces']")
     assert "安徽省" not in row.find_element("css selector", "td.was").text
     assert "安徽省" in row.find_element("css selector", "td.now").text
