@@ -104,11 +104,13 @@ def read_document(text: str | bytes, source_format: str | None) -> SourceDocumen
     return doc
 
 
-def warm(directory: str | Path) -> int:
-    """Parse and compile every version under `directory` into the process caches (no store,
-    no checks); returns how many loaded. Run before fork, the workers start from them."""
+def warm(directory: str | Path, *, checks: bool = True) -> int:
+    """Parse, check, compile and test every version under `directory` into the process caches
+    (no store); returns how many loaded. Run before fork, the workers start from them: a
+    first start on an empty store then publishes the shipped versions without checking
+    them again in every worker."""
     registry = Registry()
-    registry.load_directory(directory, run_tests=False, checks=False)
+    registry.load_directory(directory, run_tests=checks, checks=checks)
     return len(registry.all())
 
 

@@ -13,8 +13,8 @@ no `$nex`. Measured on this machine (tests/engine/test_durable_hazards.py):
 So:
 - A rule's condition is put in disjunctive normal form over these tests; each term
   becomes one durable rule `r<rule index>_<term>`, and the rule fired when any term did.
-- Facts are flat. A path `applicant.credit_rating` is the key `applicant__credit_rating`;
-  companions carry what the engine cannot ask directly: `<key>___null` (null or not),
+- Facts are flat (written by facts.py). Each path has a short key `k<n>`, numbered per
+  ruleset version (durable_rules' cost grows with the fact's size); companions carry what the engine cannot ask directly: `<key>___null` (null or not),
   `<key>___pN` (the value's first N characters, for `starts_with`), `<key>___empty` and
   `<key>___hasI` (list emptiness and membership of the enum's I-th value).
   Numbers are integers scaled by their declared decimal places, ordered enums ranks,
