@@ -43,11 +43,12 @@ def create_app(config: dict | None = None) -> Flask:
         # Start anyway: /readyz says why, and the catalog loads when the store is back.
         logging.getLogger("service").error("store not available at start: %s", exc)
     metrics = get_metrics()
+    _start_checkpoints(app, store, settings)
     app.extensions["store"] = store
     app.extensions["catalog"] = catalog
     app.extensions["rollouts"] = Rollouts(catalog, store)
     app.extensions["decisions"] = DecisionService(catalog, store, clock, metrics)
-    app.extensions["audit"] = AuditService(catalog, store)
+    app.extensions["audit"] = AuditService(catalog, store, app.extensions["signing_public_key"])
     app.extensions["metrics"] = metrics
     app.extensions["jobs"] = JobService(JobQueue.from_settings(settings), catalog)
 
@@ -79,6 +80,23 @@ def load_engine(directory="rulesets", **options):
     return _load_engine(directory, **options)
 
 
+def _start_checkpoints(app, store, settings) -> None:
+    """With DECISION_LOG_SIGNING_KEY, this process signs checkpoints of the chain head
+    (the store makes sure only one process signs per interval)."""
+    from service.config import ConfigError
+    from service.decisionlog.checkpoints import Checkpointer, SigningKeyError, load_signing_key
+
+    app.extensions["signing_public_key"] = None
+    if not settings.signing_key:
+        return
+    try:
+        key = load_signing_key(settings.signing_key)
+    except SigningKeyError as exc:
+        raise ConfigError(str(exc)) from None
+    app.extensions["signing_public_key"] = key.public_key()
+    app.extensions["checkpointer"] = Checkpointer(store, key, settings.checkpoint_seconds).start()
+
+
 def _prepare_store(store, settings) -> None:
     """A brand-new embedded SQLite file is created and migrated; anything else must be
     migrated explicitly (`python -m service.decisionlog migrate`)."""
@@ -87,7 +105,7 @@ def _prepare_store(store, settings) -> None:
     if settings.database_url:
         return
     import os
-    os.makedirs(settings.data_dir, exist_ok=True)
+    os.makedirs(settings.data_dir, mode=0o700, exist_ok=True)  # the log holds personal data
     try:
         if store.is_fresh():
             store.migrate()

@@ -13,7 +13,7 @@ from typing import Iterator
 from service.boundary import store_errors_translated
 from service.catalog import Catalog
 from service.decisionlog import DecisionSummary, LoggedDecision, Store
-from service.errors import InvalidRequest, Problem, ServiceError, StorageUnavailable, UnknownDecision
+from service.errors import InvalidRequest, NoSigningKey, Problem, ServiceError, StorageUnavailable, UnknownDecision
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,10 @@ class Readiness:
 
 @store_errors_translated
 class AuditService:
-    def __init__(self, catalog: Catalog, store: Store):
+    def __init__(self, catalog: Catalog, store: Store, public_key=None):
         self.catalog = catalog
         self.store = store
+        self.public_key = public_key  # Ed25519 key verifying checkpoint signatures, when signing is on
 
     def logged(self, decision_id: str) -> LoggedDecision:
         record = self.store.get_decision(decision_id)
@@ -83,8 +84,19 @@ class AuditService:
         # Translated too, though a failure mid-stream can only end the stream.
         yield from store_errors_translated(self.store.iter_decisions)(**criteria)
 
-    def verify(self, *, expected_head: tuple[int, str] | None = None) -> dict:
-        return self.store.verify(expected_head=expected_head).to_dict()
+    def verify(self, *, expected_head: tuple[int, str] | None = None, since: int | None = None) -> dict:
+        return self.store.verify(expected_head=expected_head, since=since, public_key=self.public_key).to_dict()
+
+    def checkpoints(self, *, limit: int, before: int | None = None) -> list[dict]:
+        """Signed checkpoints of the chain head, newest first."""
+        return [c.to_dict() for c in self.store.list_checkpoints(limit=limit, before_seq=before)]
+
+    def public_key_pem(self) -> str:
+        from service.decisionlog.checkpoints import public_key_pem
+
+        if self.public_key is None:
+            raise NoSigningKey("checkpoints are not signed here: DECISION_LOG_SIGNING_KEY is not set")
+        return public_key_pem(self.public_key)
 
     def readiness(self) -> Readiness:
         checks = {"rulesets": False, "store": True}

@@ -32,6 +32,8 @@ class Settings:
     retention_days: int | None = None
     console_secret_key: str | None = None  # signs the console's session cookie (CONSOLE_SECRET_KEY)
     console_cookie_secure: bool = False  # CONSOLE_COOKIE_SECURE=1 behind TLS: the cookie is sent over https only
+    signing_key: str | None = None  # DECISION_LOG_SIGNING_KEY: Ed25519, signs checkpoints
+    checkpoint_seconds: float = 60.0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +60,9 @@ class Settings:
                 retention_days=int(retention) if retention else None,
                 console_secret_key=env.get("CONSOLE_SECRET_KEY") or None,
                 console_cookie_secure=env.get("CONSOLE_COOKIE_SECURE", "") in ("1", "true", "yes"),
+                signing_key=env.get("DECISION_LOG_SIGNING_KEY") or None,
+                checkpoint_seconds=_positive(float(env.get("CHECKPOINT_SECONDS", defaults.checkpoint_seconds)),
+                                             "CHECKPOINT_SECONDS"),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid configuration: {exc}") from None
@@ -80,6 +85,12 @@ class Settings:
 def token_identity(token: str) -> str:
     """The identity of an unnamed token: a stable, non-secret fingerprint of it."""
     return "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds")
+    return value
 
 
 def parse_tokens(text: str) -> dict[str, frozenset[str]]:

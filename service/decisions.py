@@ -20,9 +20,9 @@ from service import canonical, rollouts
 from service.boundary import store_errors_translated
 from service.catalog import Catalog
 from service.decision_engine import BANK_ZONE, Decision, LoadedVersion
-from service.decisionlog import LoggedDecision, NewDecision, Store
+from service.decisionlog import IdempotencyConflict, LoggedDecision, NewDecision, Store
 from service.engine.evaluator import Evaluation, ruleset_ref
-from service.errors import RulesetUnavailable, UnknownRuleset
+from service.errors import IdempotencyKeyReused, RulesetUnavailable, UnknownRuleset
 
 VOLATILE = ("decision_id", "evaluated_at", "duration_ms")
 
@@ -55,6 +55,21 @@ def full_trace(evaluation: Evaluation) -> dict:
     return evaluation.record()
 
 
+@dataclass
+class Idempotency:
+    """An idempotency key sent with a decision request, scoped to the caller's identity.
+    `replayed` is set when the answer is the decision logged the first time."""
+
+    identity: str
+    key: str
+    request_sha256: str
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, identity: str, key: str, raw_request: dict) -> "Idempotency":
+        return cls(identity, key, canonical.sha256_hex(raw_request))
+
+
 @store_errors_translated
 class DecisionService:
     def __init__(self, catalog: Catalog, store: Store, clock: Clock | None = None, metrics=None):
@@ -77,11 +92,16 @@ class DecisionService:
             return None
         return lv
 
-    def decide(self, request: dict, raw_request: dict) -> str:
+    def decide(self, request: dict, raw_request: dict, idempotency: Idempotency | None = None) -> str:
         """`request` is the validated envelope; `raw_request` the body as received (logged).
 
         Returns the response body: the exact JSON text that was logged (a dry run is
-        answered and not logged)."""
+        answered and not logged). With an idempotency key already used, the decision
+        logged then is answered again and nothing is logged."""
+        if idempotency is not None:
+            earlier = self._idempotent_answer(idempotency)
+            if earlier is not None:
+                return earlier
         self.catalog.sync()
         started = time.perf_counter()
         as_of = request["as_of"] or self.clock.business_date()
@@ -127,26 +147,42 @@ class DecisionService:
                      "rollout": {"mode": rollout.mode, "arm": arm, "champion": champion.version,
                                  "challenger": challenger.version},
                      "shadow": rollouts.shadow_record(shadow_lv, shadow_decision and shadow_decision.evaluation, shadow_error)}
-        self.store.append_decision(NewDecision(
-            decision_id=response["decision_id"],
-            application_id=request["application_id"],
-            ruleset_name=lv.name,
-            ruleset_version=lv.version,
-            ruleset_sha256=lv.ruleset.sha256,
-            outcome=evaluation.outcome,
-            as_of=as_of.isoformat(),
-            evaluated_at=evaluated_at,
-            fired_rules=list(evaluation.fired),
-            request=raw_request,
-            response=response,
-            response_json=body,
-            trace=trace,
-        ))
+        try:
+            self.store.append_decision(NewDecision(
+                decision_id=response["decision_id"],
+                application_id=request["application_id"],
+                ruleset_name=lv.name,
+                ruleset_version=lv.version,
+                ruleset_sha256=lv.ruleset.sha256,
+                outcome=evaluation.outcome,
+                as_of=as_of.isoformat(),
+                evaluated_at=evaluated_at,
+                fired_rules=list(evaluation.fired),
+                request=raw_request,
+                response=response,
+                response_json=body,
+                trace=trace,
+                idempotency=((idempotency.identity, idempotency.key, idempotency.request_sha256)
+                             if idempotency is not None else None),
+            ))
+        except IdempotencyConflict:  # a concurrent request with the same key was logged first
+            return self._idempotent_answer(idempotency)
         if self.metrics is not None:
             self.metrics.decision(lv.name, lv.version, evaluation.outcome, duration_ms / 1000)
             if arm is not None:
                 self.metrics.rollout(lv.name, rollout.mode, arm, shadow_decision is not None)
         return body
+
+    def _idempotent_answer(self, idempotency: Idempotency) -> str | None:
+        earlier = self.store.find_idempotent(idempotency.identity, idempotency.key)
+        if earlier is None:
+            return None
+        if earlier.request_sha256 != idempotency.request_sha256:
+            raise IdempotencyKeyReused(
+                f"the Idempotency-Key {idempotency.key!r} was already used with a different request "
+                f"(decision {earlier.decision_id}); use a new key for a new request")
+        idempotency.replayed = True
+        return earlier.response_json
 
     def _decide(self, lv: LoadedVersion, request: dict, as_of: dt.date) -> Decision:
         return self.catalog.engine.decide(lv, request["input"], as_of=as_of, trace=request["trace"],
@@ -157,10 +193,13 @@ class DecisionService:
     def replay(self, record: LoggedDecision) -> dict:
         request, original = record.request, record.response
         pins = {u["ruleset"]["name"]: u["ruleset"]["version"] for u in original.get("uses", {}).values()}
+        # The version replayed is the one the hashed answer names, not a column copy.
+        answered = original.get("ruleset", {})
+        name, version = answered.get("name", record.ruleset_name), answered.get("version", record.ruleset_version)
         try:
-            lv = self.catalog.get(record.ruleset_name, record.ruleset_version)
+            lv = self.catalog.get(name, version)
         except UnknownRuleset:
-            raise RulesetUnavailable(f"{record.ruleset_name} {record.ruleset_version} is not loaded; cannot replay") from None
+            raise RulesetUnavailable(f"{name} {version} is not loaded; cannot replay") from None
         as_of = dt.date.fromisoformat(record.as_of)
         decision = self.catalog.engine.decide(lv, request["input"], as_of=as_of, trace=request.get("trace", "fired"),
                                               pins=pins, application_id=original["application_id"])
@@ -168,6 +207,12 @@ class DecisionService:
         replayed = decision_response(decision_id=record.decision_id, decision=decision, evaluated_at=self.clock.now(),
                                      duration_ms=0.0)
         differences = []
+        # Altered data never replays as identical: the record must still match its hash
+        # and its link to the record before.
+        intact = {"hash_ok": True, "link_ok": True}
+        if record.integrity is not None and record.integrity != intact:
+            differences.append({"path": "/integrity", "logged": record.integrity, "replayed": intact,
+                                "change": "changed"})
         if lv.ruleset.sha256 != record.ruleset_sha256:
             differences.append({"path": "/ruleset/sha256", "logged": record.ruleset_sha256, "replayed": lv.ruleset.sha256})
         # Compare as the log stores things: canonical JSON read back (exact decimals, ISO dates).
@@ -182,6 +227,7 @@ class DecisionService:
             "decision_id": record.decision_id,
             "identical": not differences,
             "differences": differences,
+            "integrity": record.integrity,
             "ruleset": ruleset_ref(lv.ruleset),
             "as_of": record.as_of,
             "pinned_uses": pins,

@@ -246,3 +246,15 @@ class JobFinished(Conflict):
     """The job is done or failed: there is nothing left to cancel."""
 
     code = "job_finished"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """An Idempotency-Key already used by this caller with a different request body."""
+
+    code = "idempotency_key_reused"
+
+
+class NoSigningKey(NotFound):
+    """Checkpoints are not signed here (DECISION_LOG_SIGNING_KEY is not set): no public key."""
+
+    code = "no_signing_key"

@@ -14,7 +14,7 @@ from service.canonical import utc_text
 from service.errors import UnknownDecision
 from service.identifiers import DECISION_ID_RE
 from service.schemas.api import load
-from service.schemas.query import DecisionSearchQuery, VerifyQuery
+from service.schemas.query import CheckpointsQuery, DecisionSearchQuery, VerifyQuery
 
 bp = Blueprint("audit", __name__)
 
@@ -22,6 +22,7 @@ CSV_COLUMNS = ("seq", "decision_id", "evaluated_at", "application_id", "ruleset"
                "outcome", "fired_rules")
 _search_query = DecisionSearchQuery()
 _verify_query = VerifyQuery()
+_checkpoints_query = CheckpointsQuery()
 
 
 def _audit():
@@ -54,6 +55,7 @@ def logged_view(record) -> dict:
         "rollout": record.trace.get("rollout") if isinstance(record.trace, dict) else None,
         "shadow": record.trace.get("shadow") if isinstance(record.trace, dict) else None,
         "chain": {"prev_hash": record.prev_hash, "hash": record.hash},
+        "integrity": record.integrity,
     }
 
 
@@ -79,7 +81,7 @@ def search():
         "items": [{"seq": s.seq, "decision_id": s.decision_id, "application_id": s.application_id,
                    "ruleset": {"name": s.ruleset_name, "version": s.ruleset_version, "sha256": s.ruleset_sha256},
                    "outcome": s.outcome, "as_of": s.as_of, "evaluated_at": utc_text(s.evaluated_at),
-                   "fired_rules": s.fired_rules} for s in items],
+                   "fired_rules": s.fired_rules, "integrity": s.integrity} for s in items],
         "next_cursor": cursor,
     })
 
@@ -110,6 +112,19 @@ def replay(decision_id: str):
     return json_response(current_app.extensions["decisions"].replay(_logged(decision_id)))
 
 
+@bp.get("/v1/audit/checkpoints")
+@require("audit")
+def checkpoints():
+    query = load(_checkpoints_query, request.args)
+    return json_response({"items": _audit().checkpoints(limit=query["limit"], before=query["before"])})
+
+
+@bp.get("/v1/audit/public-key")
+@require("audit")
+def public_key():
+    return Response(_audit().public_key_pem(), mimetype="application/x-pem-file")
+
+
 @bp.get("/v1/audit/verify")
 @require("audit")
 def verify():
@@ -117,4 +132,4 @@ def verify():
     expected = None
     if query["expected_head_seq"] is not None:
         expected = (query["expected_head_seq"], query["expected_head_hash"])
-    return json_response(_audit().verify(expected_head=expected))
+    return json_response(_audit().verify(expected_head=expected, since=query["since"]))

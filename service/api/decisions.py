@@ -1,11 +1,12 @@
 """POST /v1/decisions and /v1/decisions:batch (role `evaluate`)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request as http_request
 from simplejson import RawJSON
 
 from service.api.errors import problem_body
-from service.api.http import json_body, json_response, require
+from service.api.http import caller_identity, json_body, json_response, require
+from service.decisions import Idempotency
 from service.errors import InvalidRequest, Problem, ServiceError
 from service.schemas.api import BatchRequest, EvaluateRequest, load
 
@@ -19,12 +20,30 @@ def _service():
     return current_app.extensions["decisions"]
 
 
+MAX_IDEMPOTENCY_KEY = 128
+
+
+def _idempotency(key, path: str, raw_request: dict) -> Idempotency | None:
+    """The caller's idempotency key (None when not sent); 422 naming `path` if invalid.
+    Keys are scoped to the caller's identity (open mode: one shared anonymous caller)."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        message = f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
+        raise InvalidRequest(f"{path}: {message}", [Problem("invalid_request", path, message)])
+    return Idempotency.of(caller_identity() or "anonymous", key, raw_request)
+
+
 @bp.post("/v1/decisions")
 @require("evaluate")
 def evaluate():
     body = json_body()
     request = load(_evaluate_schema, body)
-    return Response(_service().decide(request, body), mimetype="application/json")
+    idempotency = _idempotency(http_request.headers.get("Idempotency-Key"), "Idempotency-Key", body)
+    response = Response(_service().decide(request, body, idempotency), mimetype="application/json")
+    if idempotency is not None and idempotency.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @bp.post("/v1/decisions:batch")
@@ -38,8 +57,10 @@ def evaluate_batch():
         try:
             if not isinstance(item, dict):
                 raise InvalidRequest("an item must be a JSON object", [Problem("invalid_request", "", "must be an object")])
-            request = load(_evaluate_schema, item)
-            decision = RawJSON(_service().decide(request, item))
+            fields = {k: v for k, v in item.items() if k != "idempotency_key"}
+            idempotency = _idempotency(item.get("idempotency_key"), "idempotency_key", item)
+            request = load(_evaluate_schema, fields)
+            decision = RawJSON(_service().decide(request, item, idempotency))
         except ServiceError as exc:
             # One bad item does not fail the others; the log only holds real decisions. Its error
             # is the problem document a single request would get, paths located inside the batch.
@@ -47,5 +68,8 @@ def evaluate_batch():
             results.append({"index": index, "status": error["status"], "error": error})
             continue
         ok += 1
-        results.append({"index": index, "status": 200, "decision": decision})
+        result = {"index": index, "status": 200, "decision": decision}
+        if idempotency is not None and idempotency.replayed:
+            result["idempotent_replayed"] = True
+        results.append(result)
     return json_response({"items": results, "summary": {"total": len(items), "decided": ok, "failed": len(items) - ok}})

@@ -1,12 +1,15 @@
 """Operator commands for the decision log.
 
     python -m service.decisionlog migrate
-    python -m service.decisionlog verify [--expected-head SEQ:HASH]
+    python -m service.decisionlog verify [--expected-head SEQ:HASH] [--since SEQ] [--public-key FILE]
+    python -m service.decisionlog checkpoint
     python -m service.decisionlog purge [--before YYYY-MM-DD] [--force]
 
 Environment: DATABASE_URL (postgresql://...; unset = SQLite under DATA_DIR),
 DATA_DIR (default ./var), DECISION_LOG_HMAC_KEY (the chain key, if the service
-uses one), DECISION_RETENTION_DAYS (purge cutoff when --before is not given).
+uses one), DECISION_LOG_SIGNING_KEY (the checkpoint signing key: `checkpoint` signs
+with it, `verify` checks signatures with its public key unless --public-key is given),
+DECISION_RETENTION_DAYS (purge cutoff when --before is not given).
 
 Exit status: 0 ok, 1 verify found a problem (or purge refused), 2 error.
 """
@@ -20,6 +23,7 @@ import sys
 from typing import Any
 
 from . import open_store
+from .checkpoints import SigningKeyError, load_public_key, load_signing_key
 from .store import Store, StoreError
 
 
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                            hmac_key=key.encode("utf-8") if key else None)
         with store:
             return args.command(store, args)
-    except (StoreError, ValueError) as exc:
+    except (StoreError, ValueError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
 
@@ -44,9 +48,28 @@ def _migrate(store: Store, args: argparse.Namespace) -> int:
 
 
 def _verify(store: Store, args: argparse.Namespace) -> int:
-    report = store.verify(expected_head=args.expected_head)
+    report = store.verify(expected_head=args.expected_head, public_key=_public_key(args.public_key),
+                          since=args.since)
     _emit(report.to_dict())
     return 0 if report.ok else 1
+
+
+def _public_key(path: str | None):
+    """From --public-key, else derived from DECISION_LOG_SIGNING_KEY, else None."""
+    if path:
+        with open(path, "rb") as handle:
+            return load_public_key(handle.read())
+    key = os.environ.get("DECISION_LOG_SIGNING_KEY")
+    return load_signing_key(key).public_key() if key else None
+
+
+def _checkpoint(store: Store, args: argparse.Namespace) -> int:
+    key = os.environ.get("DECISION_LOG_SIGNING_KEY")
+    if not key:
+        raise SigningKeyError("set DECISION_LOG_SIGNING_KEY to sign a checkpoint")
+    checkpoint = store.sign_checkpoint(load_signing_key(key), min_interval_s=0)
+    _emit({"signed": checkpoint.to_dict() if checkpoint else None})
+    return 0
 
 
 def _purge(store: Store, args: argparse.Namespace) -> int:
@@ -96,7 +119,15 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check the hash chain; exit 1 if broken")
     verify.add_argument("--expected-head", type=_expected_head, metavar="SEQ:HASH",
                         help="a head remembered from an earlier verify")
+    verify.add_argument("--since", type=int, metavar="SEQ",
+                        help="verify incrementally from the checkpoint at SEQ")
+    verify.add_argument("--public-key", metavar="FILE",
+                        help="PEM public key for the checkpoint signatures "
+                             "(default: derived from DECISION_LOG_SIGNING_KEY)")
     verify.set_defaults(command=_verify)
+
+    checkpoint = commands.add_parser("checkpoint", help="sign the chain head now (if it moved)")
+    checkpoint.set_defaults(command=_checkpoint)
 
     purge = commands.add_parser("purge", help="delete decisions evaluated before a date "
                                               "(a whole prefix of the chain)")

@@ -10,6 +10,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass, replace
 
+import orjson
+
 from service import canonical
 
 from . import chain
@@ -43,6 +45,7 @@ class StoredDecision:
     prev_hash: str | None = None
     hash: str | None = None
     indexed_rule_ids: tuple[str, ...] | None = None  # only when selected for verify
+    integrity: dict[str, bool] | None = None  # only when read with its previous record's hash
 
     @classmethod
     def from_row(cls, row: tuple, indexed_rule_ids: list[str] | None = None) -> "StoredDecision":
@@ -58,6 +61,42 @@ class StoredDecision:
         """This record placed at `seq` after a record hashed `prev_hash`, with its hash."""
         linked = replace(self, seq=seq, prev_hash=prev_hash)
         return replace(linked, hash=chain.record_hash(prev_hash, linked.hashed_fields(), key))
+
+    def checked(self, previous_hash: str | None, key: bytes | None) -> "StoredDecision":
+        """This record with `integrity` recomputed: its stored fields against its hash,
+        its prev_hash against `previous_hash` (None: the record before is missing)."""
+        return replace(self, integrity={
+            "hash_ok": chain.record_hash(self.prev_hash, self.hashed_fields(), key) == self.hash,
+            "link_ok": previous_hash is not None and previous_hash == self.prev_hash,
+        })
+
+    def answer_matches(self, filters) -> bool:
+        """Whether the hashed payload — the response as answered, and the hashed fired
+        rules — matches `filters`. The columns the database filters on first are
+        copies of these; an altered copy must not make a record match."""
+        try:
+            answer = orjson.loads(self.response_json)
+            ruleset = answer.get("ruleset", {})
+            # (a response without a field — none the service sends — falls back to the
+            # hashed column of the same name)
+            evaluated_at = parse_timestamp_text(answer.get("evaluated_at", self.evaluated_at))
+            fired = self.fired_rules()
+            answered = ((filters.application_id, answer.get("application_id", self.application_id)),
+                        (filters.ruleset, ruleset.get("name", self.ruleset_name)),
+                        (filters.version, ruleset.get("version", self.ruleset_version)),
+                        (filters.outcome, answer.get("outcome", self.outcome)))
+        except (ValueError, TypeError, AttributeError):
+            return False  # an unreadable payload matches nothing (GET shows it, verify flags it)
+        for wanted, value in answered:
+            if wanted is not None and wanted != value:
+                return False
+        if filters.rule_id is not None and filters.rule_id not in fired:
+            return False
+        if filters.time_from is not None and evaluated_at < chain.to_utc(filters.time_from):
+            return False
+        if filters.time_to is not None and evaluated_at >= chain.to_utc(filters.time_to):
+            return False
+        return True
 
     def column_values(self) -> tuple:
         """Values in DECISION_COLUMNS order (evaluated_at as its stored text)."""
@@ -104,6 +143,7 @@ class StoredDecision:
             as_of=self.as_of,
             evaluated_at=parse_timestamp_text(self.evaluated_at),
             fired_rules=self.fired_rules(),
+            integrity=self.integrity,
         )
 
     def to_logged(self, appended: "NewDecision | None" = None) -> LoggedDecision:
@@ -224,11 +264,11 @@ def latest_anchor(conn) -> RetentionAnchor | None:
                            timestamp_value(purged_at), purged_count, anchor_hash)
 
 
-def orphan_index_seq(conn) -> int | None:
-    """The first fired-rule index row whose decision record is gone, if any."""
-    row = conn.execute("SELECT r.seq FROM decision_rules r WHERE NOT EXISTS "
+def orphan_index_seq(conn, from_seq: int = 0) -> int | None:
+    """The first fired-rule index row (seq >= from_seq) whose decision record is gone."""
+    row = conn.execute("SELECT r.seq FROM decision_rules r WHERE r.seq >= %d AND NOT EXISTS "
                        "(SELECT 1 FROM decisions d WHERE d.seq = r.seq) "
-                       "ORDER BY r.seq LIMIT 1").fetchone()
+                       "ORDER BY r.seq LIMIT 1" % int(from_seq)).fetchone()
     return row[0] if row else None
 
 

@@ -11,7 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from service.contract import MAX_ITEMS_PER_REQUEST as MAX_PAGE_SIZE
@@ -49,6 +49,16 @@ class NotFound(StoreError, LookupError):
 
 class DuplicateDecision(StoreError):
     """A decision with this decision_id is already in the log (a caller bug: ids are unique)."""
+
+
+class IdempotencyConflict(StoreError):
+    """Another decision was logged first under the same (identity, idempotency key):
+    nothing was appended. The caller answers with that decision (or refuses)."""
+
+    def __init__(self, identity: str, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} of {identity} is already used")
+        self.identity = identity
+        self.key = key
 
 
 # --- records ------------------------------------------------------------------------
@@ -93,6 +103,19 @@ class NewDecision:
     request_json: str | None = None
     response_json: str | None = None
     trace_json: str | None = None
+    # Logged under this key: (identity, key, sha256 of the request); appended only if
+    # the key is still free (else IdempotencyConflict), atomically with the decision.
+    idempotency: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class IdempotentDecision:
+    """What an idempotency key points at: the request it was first used with, and the
+    decision logged for it (its response exactly as answered)."""
+
+    decision_id: str
+    request_sha256: str
+    response_json: str
 
 
 @dataclass(frozen=True)
@@ -107,15 +130,19 @@ class DecisionSummary:
     as_of: str
     evaluated_at: dt.datetime
     fired_rules: list[str]
+    # Recomputed when read: {"hash_ok": the stored fields still hash to the record's
+    # hash, "link_ok": its prev_hash is the hash of the record before}. None right
+    # after an append (nothing to recompute).
+    integrity: dict[str, bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class LoggedDecision(DecisionSummary):
-    request: dict[str, Any]
-    response: dict[str, Any]
-    trace: list[Any]
-    prev_hash: str
-    hash: str
+    request: dict[str, Any] = None
+    response: dict[str, Any] = None
+    trace: list[Any] = None
+    prev_hash: str = ""
+    hash: str = ""
 
     def summary(self) -> DecisionSummary:
         fields = {name: getattr(self, name) for name in DecisionSummary.__dataclass_fields__}
@@ -125,14 +152,18 @@ class LoggedDecision(DecisionSummary):
 @dataclass(frozen=True)
 class VerifyReport:
     """Result of walking the chain. `first_problem` is None when ok, else
-    {seq, decision_id, kind, detail} with kind one of
-    altered | missing | broken_link | head_mismatch | index_mismatch."""
+    {seq, decision_id, kind, detail} with kind one of altered | missing | broken_link |
+    head_mismatch | index_mismatch | checkpoint_mismatch (the chain does not pass
+    through a signed checkpoint: truncated or rewritten) | bad_checkpoint (a signature
+    does not verify, or the checkpoint to start from is not there)."""
 
     ok: bool
     checked: int
     first_problem: dict[str, Any] | None
     head: dict[str, Any]
     retention_floor: dict[str, Any] | None
+    # {checked, signatures: verified | unchecked, latest, since}
+    checkpoints: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -256,15 +287,35 @@ class Store(abc.ABC):
         """Append to the chain and commit before returning."""
 
     @abc.abstractmethod
-    def get_decision(self, decision_id: str) -> LoggedDecision | None: ...
+    def get_decision(self, decision_id: str) -> LoggedDecision | None:
+        """The record with its `integrity` recomputed, or None."""
 
     @abc.abstractmethod
-    def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
+    def find_idempotent(self, identity: str, key: str) -> IdempotentDecision | None:
+        """The decision logged under an idempotency key of this identity, if any."""
+
+    @abc.abstractmethod
+    def verify(self, *, expected_head: tuple[int, str] | None = None, public_key=None,
+               since: int | None = None) -> VerifyReport:
         """Walk the whole chain in seq order and report the first problem.
+
+        Every signed checkpoint is checked against `public_key` (an Ed25519 public key;
+        None: signatures are reported unchecked) and the chain must pass through each.
+        `since`: the seq of a checkpoint to start from: only what is newer is walked.
 
         `expected_head` = (seq, hash) remembered from an earlier verify: also checks the
         record at that seq still has that hash (catches a rebuilt or truncated chain whose
         chain_head was rewritten to match). Seqs already purged by retention are skipped."""
+
+    @abc.abstractmethod
+    def sign_checkpoint(self, key, *, min_interval_s: float):
+        """Sign the chain head with the Ed25519 private `key` and store the checkpoint,
+        if the head moved since the newest checkpoint and that one is at least
+        `min_interval_s` old; else None. Safe to call from every process at once."""
+
+    @abc.abstractmethod
+    def list_checkpoints(self, *, limit: int = 100, before_seq: int | None = None) -> list:
+        """Checkpoints newest first (seq < before_seq when given)."""
 
     @abc.abstractmethod
     def purge_before(self, cutoff: dt.datetime) -> int:
@@ -293,16 +344,29 @@ class Store(abc.ABC):
         filters = _filter(application_id=application_id, ruleset=ruleset, version=version,
                           outcome=outcome, rule_id=rule_id, time_from=time_from, time_to=time_to,
                           newest_first=newest_first)
-        # one extra row tells whether there is a next page
-        if newest_first:
-            rows = self._select_decisions(filters, after_seq=0, upto_seq=None if at_seq is None else at_seq - 1,
-                                          limit=limit + 1, with_payloads=False)
-        else:
-            rows = self._select_decisions(filters, after_seq=at_seq or 0, upto_seq=None,
-                                          limit=limit + 1, with_payloads=False)
-        page = [row.to_summary() for row in rows[:limit]]
-        next_cursor = encode_cursor(page[-1].seq, direction) if len(rows) > limit else None
-        return page, next_cursor
+        # The database filters on columns; each candidate is then checked against its
+        # hashed payload (StoredDecision.answer_matches). One extra row tells whether
+        # there is a next page.
+        page: list[DecisionSummary] = []
+        last_seq, has_more = at_seq, False
+        while not has_more:
+            if newest_first:
+                rows = self._select_decisions(filters, after_seq=0,
+                                              upto_seq=None if last_seq is None else last_seq - 1,
+                                              limit=limit + 1, with_payloads=True)
+            else:
+                rows = self._select_decisions(filters, after_seq=last_seq or 0, upto_seq=None,
+                                              limit=limit + 1, with_payloads=True)
+            for row in rows:
+                if len(page) == limit:
+                    has_more = True
+                    break
+                last_seq = row.seq
+                if row.answer_matches(filters):
+                    page.append(row.to_summary())
+            if len(rows) <= limit and not has_more:
+                break
+        return page, encode_cursor(last_seq, direction) if has_more else None
 
     def iter_decisions(
         self,
@@ -328,7 +392,8 @@ class Store(abc.ABC):
             rows = self._select_decisions(filters, after_seq=after_seq, upto_seq=upto_seq,
                                           limit=ITER_BATCH_SIZE, with_payloads=True)
             for row in rows:
-                yield row.to_logged()
+                if row.answer_matches(filters):
+                    yield row.to_logged()
             if len(rows) < ITER_BATCH_SIZE:
                 return
             after_seq = rows[-1].seq
@@ -344,7 +409,8 @@ class Store(abc.ABC):
         limit: int,
         with_payloads: bool,
     ) -> list[StoredDecision]:
-        """Rows with seq > after_seq (and <= upto_seq) matching filters, by seq."""
+        """Rows with seq > after_seq (and <= upto_seq) whose columns match filters, by
+        seq; with payloads, each has its `integrity` recomputed."""
 
     @abc.abstractmethod
     def _head_seq(self) -> int:

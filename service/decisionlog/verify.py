@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from . import chain
+from .checkpoints import Checkpoint, signature_ok
 from .rows import RetentionAnchor, StoredDecision
 from .store import VerifyReport
 
@@ -24,18 +27,40 @@ def verify_chain(
     key: bytes | None,
     expected_head: tuple[int, str] | None = None,
     find_orphan_index_seq: Callable[[], int | None] = lambda: None,
+    checkpoints: list[Checkpoint] = (),
+    public_key: Ed25519PublicKey | None = None,
+    since: Checkpoint | None = None,
 ) -> VerifyReport:
     """`find_orphan_index_seq` returns the seq of a fired-rule index row whose record
-    does not exist (or None); it is only called once the chain itself checked out."""
-    walk = _ChainWalk(head, anchor, key, expected_head)
-    problem = walk.first_problem(records, find_orphan_index_seq)
+    does not exist (or None); it is only called once the chain itself checked out.
+
+    Every checkpoint's signature is checked (with `public_key`; without one they are
+    reported unchecked) and the chain must pass through each: the record at its seq has
+    its hash, and the log reaches that far. `since`: a checkpoint to start from instead
+    of the beginning — `records` then start at its seq, which must hold its hash."""
+    walk = _ChainWalk(head, anchor, key, expected_head, checkpoints, since)
+    problem = _bad_signature(checkpoints, public_key) or walk.first_problem(records, find_orphan_index_seq)
+    latest = checkpoints[-1].to_dict() if checkpoints else None
     return VerifyReport(
         ok=problem is None,
         checked=walk.checked,
         first_problem=problem,
         head={"seq": head[0], "hash": head[1]},
         retention_floor=anchor.to_dict() if anchor else None,
+        checkpoints={"checked": len(checkpoints),
+                     "signatures": "verified" if public_key is not None else "unchecked",
+                     "latest": latest, "since": since.seq if since else None},
     )
+
+
+def _bad_signature(checkpoints: list[Checkpoint], public_key: Ed25519PublicKey | None) -> Problem | None:
+    if public_key is None:
+        return None
+    for checkpoint in checkpoints:
+        if not signature_ok(public_key, checkpoint):
+            return _problem(checkpoint.seq, None, "bad_checkpoint",
+                            f"the signature of the checkpoint at seq {checkpoint.seq} does not verify")
+    return None
 
 
 def _problem(seq: int, decision_id: str | None, kind: str, detail: str) -> Problem:
@@ -44,18 +69,28 @@ def _problem(seq: int, decision_id: str | None, kind: str, detail: str) -> Probl
 
 class _ChainWalk:
     def __init__(self, head: tuple[int, str], anchor: RetentionAnchor | None,
-                 key: bytes | None, expected_head: tuple[int, str] | None) -> None:
+                 key: bytes | None, expected_head: tuple[int, str] | None,
+                 checkpoints: list[Checkpoint] = (), since: Checkpoint | None = None) -> None:
         self.head = head
         self.anchor = anchor
         self.key = key
         self.pinned_seq, self.pinned_hash = expected_head if expected_head else (None, None)
+        self.checkpoints = {c.seq: c.hash for c in checkpoints}
+        self.since = since
         self.checked = 0
 
     def first_problem(self, records: Iterable[StoredDecision],
                       find_orphan_index_seq: Callable[[], int | None]) -> Problem | None:
+        if self.since is not None:
+            return self._walk(records, self.since.seq, None, find_orphan_index_seq)
         anchor = self.anchor
         next_seq = anchor.first_seq if anchor else 1
         prev_hash = anchor.prev_hash if anchor else chain.GENESIS_HASH
+        below_floor = self.checkpoints.get(next_seq - 1)
+        if below_floor is not None and below_floor != prev_hash:
+            return _problem(next_seq - 1, None, "checkpoint_mismatch",
+                            f"the checkpoint at seq {next_seq - 1} signed hash {below_floor}; "
+                            f"the retention anchor links to {prev_hash}")
         if anchor and anchor.anchor_hash != anchor.expected_hash(self.key):
             return _problem(anchor.first_seq, None, "altered",
                             "the retention anchor does not match its hash")
@@ -65,7 +100,12 @@ class _ChainWalk:
             return _problem(self.pinned_seq, None, "head_mismatch",
                             f"expected head seq {self.pinned_seq} hash {self.pinned_hash}, "
                             f"the chain has {prev_hash}")
+        return self._walk(records, next_seq, prev_hash, find_orphan_index_seq)
 
+    def _walk(self, records: Iterable[StoredDecision], next_seq: int, prev_hash: str | None,
+              find_orphan_index_seq: Callable[[], int | None]) -> Problem | None:
+        """prev_hash None: the first record is trusted to link (it must match the
+        checkpoint it starts from)."""
         last_decision_id = None
         for rec in records:
             problem = self._check_record(rec, next_seq, prev_hash)
@@ -78,12 +118,12 @@ class _ChainWalk:
                 or self._check_orphans(find_orphan_index_seq))
 
     def _check_record(self, rec: StoredDecision, expected_seq: int,
-                      expected_prev_hash: str) -> Problem | None:
+                      expected_prev_hash: str | None) -> Problem | None:
         if rec.seq != expected_seq:
             return _problem(expected_seq, None, "missing",
                             f"record seq {expected_seq} is missing "
                             f"(the next stored record is seq {rec.seq})")
-        if rec.prev_hash != expected_prev_hash:
+        if expected_prev_hash is not None and rec.prev_hash != expected_prev_hash:
             return _problem(rec.seq, rec.decision_id, "broken_link",
                             f"prev_hash is not the hash of record seq {rec.seq - 1}")
         if chain.record_hash(rec.prev_hash, rec.hashed_fields(), self.key) != rec.hash:
@@ -92,6 +132,11 @@ class _ChainWalk:
         if sorted(rec.indexed_rule_ids or ()) != rec.fired_rule_ids():
             return _problem(rec.seq, rec.decision_id, "index_mismatch",
                             "the fired-rule index rows do not match the record's fired_rules")
+        signed = self.checkpoints.get(rec.seq)
+        if signed is not None and rec.hash != signed:
+            return _problem(rec.seq, rec.decision_id, "checkpoint_mismatch",
+                            f"the checkpoint at seq {rec.seq} signed hash {signed}, the record has "
+                            f"{rec.hash}: history before it was rewritten")
         if rec.seq == self.pinned_seq and rec.hash != self.pinned_hash:
             return _problem(rec.seq, rec.decision_id, "head_mismatch",
                             f"expected head hash {self.pinned_hash}, the record has {rec.hash}")
@@ -107,6 +152,11 @@ class _ChainWalk:
                             "head_mismatch",
                             f"chain_head is seq {head_seq} hash {head_hash}; "
                             f"the log ends at seq {last_seq} hash {last_hash}")
+        beyond = [seq for seq in self.checkpoints if seq > last_seq]
+        if beyond:
+            return _problem(min(beyond), None, "checkpoint_mismatch",
+                            f"a checkpoint was signed at seq {min(beyond)} but the log ends at "
+                            f"seq {last_seq}: it was truncated")
         if self.pinned_seq is not None and self.pinned_seq > last_seq:
             return _problem(self.pinned_seq, None, "head_mismatch",
                             f"expected head seq {self.pinned_seq} but the log ends at "

@@ -51,11 +51,22 @@ class VerifyQuery(_Query):
     expected_head_hash = fields.String(load_default=None,
                                        validate=validate.Regexp(SHA256_HEX_RE, error="64 lowercase hex digits"))
 
+    since = fields.Integer(load_default=None, validate=validate.Range(min=1, max=10 ** 18),
+                           metadata={"description": "verify incrementally, from the checkpoint at this seq"})
+
     @validates_schema
     def _together(self, data, **kwargs):
         if (data.get("expected_head_seq") is None) != (data.get("expected_head_hash") is None):
             raise ValidationError("give expected_head_seq and expected_head_hash together",
                                   field_name="expected_head_seq")
+
+
+class CheckpointsQuery(_Query):
+    """GET /v1/audit/checkpoints: newest first, `before` a seq to page back."""
+
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_ITEMS_PER_REQUEST,
+                                                                     error=f"an integer 1..{MAX_ITEMS_PER_REQUEST}"))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1, max=10 ** 18))
 
 
 class DiffQuery(_Query):

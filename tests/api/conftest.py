@@ -39,9 +39,13 @@ def start_server(tmp_path_factory, label: str, env: dict, workers: int = 2) -> G
     return GunicornServer(env=env, workers=workers, data_dir=str(data_dir)).start()
 
 
+SIGNING_SEED_B64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # checkpoints are signed on `server`
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    s = start_server(tmp_path_factory, "server", {"RULESETS_DIR": str(FIXTURE_RULESETS), "RULES_API_TOKENS": TOKENS})
+    s = start_server(tmp_path_factory, "server", {"RULESETS_DIR": str(FIXTURE_RULESETS), "RULES_API_TOKENS": TOKENS,
+                                                  "DECISION_LOG_SIGNING_KEY": SIGNING_SEED_B64})
     yield s
     s.stop()
 

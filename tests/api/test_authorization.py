@@ -55,6 +55,8 @@ def _endpoints(decision_id: str, job_id: str = NO_JOB) -> list[tuple[str, str, s
         ("export decisions csv", "GET", "/v1/decisions?format=csv&application_id=AUTHZ-0", {}, {"audit"}, ok),
         ("replay decision", "POST", f"/v1/decisions/{decision_id}/replay", {}, {"audit"}, ok),
         ("verify log", "GET", "/v1/audit/verify", {}, {"audit"}, ok),
+        ("list checkpoints", "GET", "/v1/audit/checkpoints", {}, {"audit"}, ok),
+        ("checkpoint public key", "GET", "/v1/audit/public-key", {}, {"audit"}, ok),
         ("list rulesets", "GET", "/v1/rulesets", {}, read, ok),
         ("list versions", "GET", f"/v1/rulesets/{NAME}/versions", {}, read, ok),
         ("get version", "GET", f"/v1/rulesets/{NAME}/versions/1.0.0", {}, read, ok),

@@ -24,9 +24,17 @@ def make_decision(decision_id: str, **overrides: Any) -> NewDecision:
         fired_rules=["SCOPE-001", "MODE-002"],
         request={"application_id": f"APP-{decision_id}",
                  "input": {"applicant": {"credit_rating": "A", "revenue": Decimal("8.1527")}}},
-        response={"decision_id": decision_id, "outcome": "APPROVE",
-                  "results": {"rate": Decimal("0.10"), "limit": Decimal("1E+6")}},
         trace=[{"rule_id": "SCOPE-001", "fired": True, "inputs": {"x": Decimal("1.50")}}],
     )
     fields.update(overrides)
+    # The response as the service answers it: it repeats the record's searchable fields
+    # (the store matches searches against this hashed payload).
+    fields.setdefault("response", {
+        "decision_id": decision_id, "application_id": fields["application_id"],
+        "ruleset": {"name": fields["ruleset_name"], "version": fields["ruleset_version"],
+                    "sha256": fields["ruleset_sha256"]},
+        "outcome": fields["outcome"],
+        "results": {"rate": Decimal("0.10"), "limit": Decimal("1E+6")},
+        "evaluated_at": fields["evaluated_at"].isoformat(timespec="microseconds").replace("+00:00", "Z"),
+    })
     return NewDecision(**fields)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.decisionlog.__main__ import main
+from service.decisionlog.migrations import MIGRATIONS
 
 from .factories import BASE_TIME, make_decision
 

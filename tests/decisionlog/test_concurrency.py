@@ -61,4 +61,9 @@ def test_sigkill_mid_append_loses_no_answered_decision(target, tmp_path):
     report = store.verify()
     assert report.ok, report.first_problem
     following = store.append_decision(make_decision("after-kill"))
-    assert following.seq == len(logged) + 1 and store.verify().ok
+    # SQLite's cross-process group commit may still log the one decision the worker had
+    # handed to the spool when it died (never answered, logged once, like a crash just
+    # after COMMIT); nothing else appears and nothing is duplicated.
+    in_flight = {r.decision_id for r in store.iter_decisions()} - set(logged) - {"after-kill"}
+    assert len(in_flight) <= (1 if target.backend == "sqlite" else 0)
+    assert following.seq == len(logged) + len(in_flight) + 1 and store.verify().ok

@@ -99,3 +99,33 @@ def append_until_killed(start: Any, results: Any, database_url: str | None, data
         store.append_decision(make_decision(decision_id))
         os.write(answered, f"{decision_id}\n".encode())
         number += 1
+
+
+def append_with_key(start: Any, results: Any, backend: str, database_url: str | None,
+                    data_dir: str, worker: int) -> None:
+    """Every worker appends its own decision under the same idempotency key."""
+    from service.decisionlog import IdempotencyConflict
+
+    store = open_store(database_url, data_dir)
+    try:
+        start.wait(30)
+        try:
+            store.append_decision(make_decision(f"k{worker}", idempotency=("alice", "same-key", "c" * 64)))
+            results.put("logged")
+        except IdempotencyConflict:
+            results.put("conflict")
+    finally:
+        store.close()
+
+
+def sign_checkpoints(start: Any, results: Any, database_url: str | None, data_dir: str) -> None:
+    """Every worker tries to sign the same head at the same moment."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    store = open_store(database_url, data_dir)
+    try:
+        key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+        start.wait(30)
+        results.put(store.sign_checkpoint(key, min_interval_s=30) is not None)
+    finally:
+        store.close()

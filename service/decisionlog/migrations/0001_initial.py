@@ -1,25 +1,8 @@
-"""Numbered schema migrations for both dialects, applied in order.
+"""The first schema: registry, decision log (records, fired-rule index, chain head,
+retention anchors) and the heartbeat row used by readiness checks."""
+from service.decisionlog.chain import GENESIS_HASH
 
-Applied ids are recorded in `schema_migrations`. Never edit a released migration:
-add a new one. Each backend applies them in one transaction under a lock, so two
-processes migrating at once apply each migration exactly once.
-"""
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from . import releases
-from .chain import GENESIS_HASH
-
-
-@dataclass(frozen=True)
-class Migration:
-    id: str
-    sqlite: tuple[str, ...]
-    postgres: tuple[str, ...]
-
-
-_INITIAL_SQLITE = (
+SQLITE = (
     """CREATE TABLE ruleset_versions (
         id INTEGER PRIMARY KEY AUTOINCREMENT,  -- publish order
         name TEXT NOT NULL,
@@ -87,7 +70,7 @@ _INITIAL_SQLITE = (
     "INSERT INTO heartbeat (id, beat) VALUES (1, 0)",
 )
 
-_INITIAL_POSTGRES = (
+POSTGRESQL = (
     """CREATE TABLE ruleset_versions (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- publish order
         name TEXT NOT NULL,
@@ -154,54 +137,3 @@ _INITIAL_POSTGRES = (
     )""",
     "INSERT INTO heartbeat (id, beat) VALUES (1, 0)",
 )
-
-# Impact/backtest jobs (service/jobs/): a job row, and its work split into chunks that
-# processes claim with expiring leases. Times of leases are epoch seconds.
-def _jobs_tables(big_int: str, real: str) -> tuple[str, ...]:
-    return (
-        f"""CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            ruleset TEXT NOT NULL,
-            params TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
-            created_by TEXT,
-            created_at TEXT NOT NULL,
-            started_at TEXT,
-            finished_at TEXT,
-            total {big_int},
-            done {big_int} NOT NULL DEFAULT 0,
-            plan_owner TEXT,
-            plan_expires {real},
-            result TEXT,
-            error TEXT
-        )""",
-        "CREATE INDEX jobs_status_idx ON jobs (status, created_at)",
-        f"""CREATE TABLE job_chunks (
-            job_id TEXT NOT NULL,
-            chunk_no INTEGER NOT NULL,
-            lo {big_int} NOT NULL,
-            hi {big_int} NOT NULL,
-            cases {big_int} NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done')),
-            lease_owner TEXT,
-            lease_expires {real},
-            attempts INTEGER NOT NULL DEFAULT 0,
-            result TEXT,
-            PRIMARY KEY (job_id, chunk_no)
-        )""",
-        "CREATE INDEX job_chunks_claim_idx ON job_chunks (status, job_id, chunk_no)",
-    )
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration("0001_initial", sqlite=_INITIAL_SQLITE, postgres=_INITIAL_POSTGRES),
-    Migration("0010_release", sqlite=releases.SQLITE_0010, postgres=releases.POSTGRES_0010),
-    Migration("0020_jobs", sqlite=_jobs_tables("INTEGER", "REAL"), postgres=_jobs_tables("BIGINT", "DOUBLE PRECISION")),
-)
-
-
-def pending(applied: set[str]) -> list[str]:
-    """Known migration ids not in `applied`, in order. Ids applied by a newer release
-    that this code does not know are tolerated (rolling deploys)."""
-    return [m.id for m in MIGRATIONS if m.id not in applied]

@@ -1,0 +1,94 @@
+"""Group commit: concurrent appends share transactions, each caller still gets its own
+committed record (or its own error), and the chain stays gapless and verifying."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from service.decisionlog import DuplicateDecision
+from service.decisionlog.group import GroupCommit
+
+from .factories import make_decision
+
+
+def test_concurrent_appends_share_transactions_and_chain_gaplessly(store):
+    commits = []
+    real = store._commit_batch
+
+    def counting(batch):
+        commits.append(len(batch))
+        return real(batch)
+
+    store._commit_batch = counting
+    barrier = threading.Barrier(16)
+    logged = {}
+
+    def worker(n):
+        barrier.wait()
+        for k in range(10):
+            record = store.append_decision(make_decision(f"t{n}-{k}"))
+            logged[record.decision_id] = record.seq
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(logged.values()) == list(range(1, 161))
+    assert sum(commits) == 160 and len(commits) < 160  # some appends shared a commit
+    report = store.verify()
+    assert report.ok and report.checked == 160
+    for decision_id, seq in list(logged.items())[:5]:
+        assert store.get_decision(decision_id).seq == seq
+
+
+def test_a_duplicate_in_a_batch_fails_only_its_own_caller(store):
+    store.append_decision(make_decision("taken"))
+    batch = [(store_prepared(make_decision(name)), None) for name in ("a", "taken", "b")]
+    results = store._commit_batch(batch)
+    assert [type(r).__name__ for r in results] == ["StoredDecision", "DuplicateDecision", "StoredDecision"]
+    assert [r.seq for r in results if not isinstance(r, Exception)] == [2, 3]
+    assert store.verify().ok
+
+
+def store_prepared(rec):
+    from service.decisionlog.rows import prepare_decision
+    return prepare_decision(rec)
+
+
+def test_a_failed_batch_reaches_every_caller():
+    started, release = threading.Event(), threading.Event()
+
+    def commit(batch):
+        if batch == ["first"]:
+            started.set()
+            release.wait(10)
+            return ["ok"]
+        raise RuntimeError("log down")
+
+    group = GroupCommit(commit)
+    outcomes = []
+
+    def submit(item):
+        try:
+            outcomes.append(group.submit(item))
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    first = threading.Thread(target=submit, args=("first",))
+    first.start()
+    started.wait(10)
+    others = [threading.Thread(target=submit, args=(f"x{n}",)) for n in range(3)]
+    for thread in others:
+        thread.start()
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert sorted(outcomes) == ["log down"] * 3 + ["ok"]
+
+
+def test_duplicate_ids_still_raise_for_a_single_append(store):
+    store.append_decision(make_decision("once"))
+    with pytest.raises(DuplicateDecision):
+        store.append_decision(make_decision("once"))
