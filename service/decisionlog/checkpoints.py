@@ -137,12 +137,18 @@ class Checkpointer:
     def _run(self) -> None:
         # Poll several times per interval: the store signs only when the newest checkpoint
         # is older than the interval, whoever signed it.
-        while not self._stop.wait(max(0.05, self.interval_s / 4)):
+        while not self._stop.wait(self._poll_s()):
             self.round(final=False)
 
+    def _poll_s(self) -> float:
+        return max(0.05, self.interval_s / 4)
+
     def round(self, *, final: bool) -> Checkpoint | None:
+        # Due once the newest checkpoint is interval - poll old: with a poll every
+        # `poll` seconds, no gap between checkpoints exceeds the interval.
+        due_after = 0.0 if final else max(0.0, self.interval_s - self._poll_s())
         try:
-            return self.store.sign_checkpoint(self.key, min_interval_s=0.0 if final else self.interval_s)
+            return self.store.sign_checkpoint(self.key, min_interval_s=due_after)
         except Exception as exc:  # an outage must not kill the thread; the next round retries
             log.warning("could not sign a checkpoint: %s", exc)
             return None

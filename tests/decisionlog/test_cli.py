@@ -125,3 +125,28 @@ def test_runs_as_a_module(tmp_path):
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == expected_status, result.stderr
     assert json.loads(result.stdout)["ok"] is True
+
+
+def test_checkpoint_and_verify_with_only_the_public_key(cli, store, monkeypatch, tmp_path):
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.decisionlog.checkpoints import public_key_pem
+
+    seed = bytes(range(32))
+    fill(store, 4)
+    monkeypatch.setenv("DECISION_LOG_SIGNING_KEY", base64.b64encode(seed).decode())
+    status, signed = cli("checkpoint")
+    assert status == 0 and signed["signed"]["seq"] == 4
+    fill_more = [store.append_decision(make_decision(f"late-{n}")) for n in range(2)]
+    monkeypatch.delenv("DECISION_LOG_SIGNING_KEY")  # the auditor holds no secret at all
+    pem = tmp_path / "public.pem"
+    pem.write_text(public_key_pem(Ed25519PrivateKey.from_private_bytes(seed)))
+    status, report = cli("verify", "--since", "4", "--public-key", str(pem))
+    assert status == 0 and report["checked"] == 1 + len(fill_more)
+    assert report["checkpoints"]["signatures"] == "verified"
+    other = tmp_path / "other.pem"
+    other.write_text(public_key_pem(Ed25519PrivateKey.generate()))
+    status, report = cli("verify", "--public-key", str(other))
+    assert status == 1 and report["first_problem"]["kind"] == "bad_checkpoint"
