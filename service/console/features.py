@@ -45,26 +45,19 @@ def chain_head(store) -> dict[str, Any] | None:
 
 
 def checkpoints_available(app) -> bool:
-    return hasattr(_audit_source(app), "list_checkpoints")
+    return hasattr(app.extensions.get("audit"), "checkpoints")
 
 
 def signing_configured(app) -> bool:
-    return "checkpointer" in app.extensions
+    return "checkpointer" in app.extensions or getattr(app.extensions.get("audit"), "public_key", None) is not None
 
 
 def latest_checkpoint(app) -> dict | None:
+    """The newest signed checkpoint, as GET /v1/audit/checkpoints lists it."""
     if not checkpoints_available(app):
         return None
-    items = _audit_source(app).list_checkpoints(limit=1)
-    if not items:
-        return None
-    item = items[0]
-    return item.to_dict() if hasattr(item, "to_dict") else dict(item)
-
-
-def _audit_source(app):
-    """The object the API's audit endpoints read: the audit service where there is one."""
-    return app.extensions.get("audit") or app.extensions["store"]
+    items = app.extensions["audit"].checkpoints(limit=1)
+    return items[0] if items else None
 
 
 # -- registry: status, history, four-eyes ----------------------------------------------------

@@ -20,6 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "var" / "screenshots"
 SECRET = "console-test-secret-key-0123456789abcdef"
+SIGNING_SEED = "Y29uc29sZS10ZXN0LWNoZWNrcG9pbnQtc2VlZC0zMmI="  # base64 of a 32-byte test seed
 MAX_SHOT_HEIGHT = 6000
 
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never go online
@@ -38,7 +39,8 @@ def server():
     rulesets = _rulesets_subset()
     try:
         with GunicornServer({"RULES_API_TOKENS": TOKENS, "CONSOLE_SECRET_KEY": SECRET, "RULESETS_DIR": str(rulesets),
-                             "PUBLISH_APPROVALS": "1"}) as srv:
+                             "PUBLISH_APPROVALS": "1", "DECISION_LOG_SIGNING_KEY": SIGNING_SEED,
+                             "CHECKPOINT_SECONDS": "1"}) as srv:
             yield srv
     finally:
         shutil.rmtree(rulesets, ignore_errors=True)

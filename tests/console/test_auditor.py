@@ -8,6 +8,7 @@ import datetime as dt
 import zoneinfo
 import io
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,12 @@ def test_replay_shows_identical(console):
 def test_audit_page_verifies_the_chain(console):
     console.open("/console/audit")
     assert int(console.text("#head-seq")) >= 3
+    if not console.find_all("#checkpoint-unavailable"):  # signed checkpoints: CHECKPOINT_SECONDS=1 here
+        deadline = time.monotonic() + 30
+        while not console.find_all("#checkpoint-signature") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            console.open("/console/audit")
+        assert int(console.text("#checkpoint-seq")) >= 1 and len(console.text("#checkpoint-signature")) > 40
     console.submit("#run-verify")
     assert console.find("#verify-result").get_attribute("data-ok") == "true"
     console.screenshot("audit-verify")
