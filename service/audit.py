@@ -88,8 +88,12 @@ class AuditService:
         return self.store.verify(expected_head=expected_head, since=since, public_key=self.public_key).to_dict()
 
     def checkpoints(self, *, limit: int, before: int | None = None) -> list[dict]:
-        """Signed checkpoints of the chain head, newest first."""
-        return [c.to_dict() for c in self.store.list_checkpoints(limit=limit, before_seq=before)]
+        """Signed checkpoints of the chain head, newest first, as the API shows them."""
+        return [c.to_dict() for c in self.list_checkpoints(limit=limit, before_seq=before)]
+
+    def list_checkpoints(self, *, limit: int = 100, before_seq: int | None = None) -> list:
+        """The checkpoint records themselves (the console reads the newest)."""
+        return self.store.list_checkpoints(limit=limit, before_seq=before_seq)
 
     def public_key_pem(self) -> str:
         from service.decisionlog.checkpoints import public_key_pem

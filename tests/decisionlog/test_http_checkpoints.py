@@ -81,3 +81,23 @@ def test_a_bad_signing_key_stops_the_service_with_one_line(tmp_path, bad):
     with pytest.raises(RuntimeError):
         server.start(timeout=30)
     assert "DECISION_LOG_SIGNING_KEY" in server.log()
+
+
+def test_the_console_reads_the_newest_checkpoint_through_the_audit_service(tmp_path):
+    from service import create_app
+    from service.console import features
+    from tests.integration.conftest import FIXTURE_RULESETS
+    from tests.server import TOKENS
+
+    app = create_app({"data_dir": str(tmp_path), "tokens": TOKENS, "rulesets_dir": FIXTURE_RULESETS,
+                      "signing_key": SEED_B64, "checkpoint_seconds": 3600})
+    try:
+        client = app.test_client()
+        assert client.post("/v1/decisions", json=toy_decision("CP-CONSOLE"),
+                           headers=bearer(EVALUATE)).status_code == 200
+        signed = app.extensions["checkpointer"].round(final=True)
+        assert features.signing_configured(app) and features.checkpoints_available(app)
+        assert features.latest_checkpoint(app) == signed.to_dict()
+    finally:
+        app.extensions["checkpointer"].stop()
+        app.extensions["store"].close()
