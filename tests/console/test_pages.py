@@ -182,3 +182,18 @@ def test_the_csv_export_never_hands_a_spreadsheet_a_formula(app):
     assert export.status_code == 200 and export.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
     assert [r["application_id"] for r in rows] == ["'=HYPERLINK(\"x\")"]
+
+
+def test_open_mode_reads_rulesets_and_nothing_else(tmp_path):
+    rulesets = _rulesets_subset()
+    try:
+        app = create_app({"data_dir": str(tmp_path), "rulesets_dir": str(rulesets), "console_secret_key": "o" * 40})
+        client = app.test_client()
+        page = client.get("/console/signin").get_data(as_text=True)
+        assert "RULES_API_TOKENS" in page
+        assert client.post("/console/signin", data={"token": "", "csrf_token": csrf_of(client)}).status_code == 302
+        assert client.get("/console/rulesets").status_code == 200
+        refused = client.get("/console/decisions")
+        assert refused.status_code == 403 and "RULES_API_TOKENS" in refused.get_data(as_text=True)
+    finally:
+        shutil.rmtree(rulesets, ignore_errors=True)
