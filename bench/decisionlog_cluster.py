@@ -7,8 +7,10 @@ An "instance" is a process with its own Store (as a gunicorn instance has), appe
 from `--threads` threads (its concurrent requests); every append returns only after
 its own record is committed. The latency is injected by a small asyncio TCP proxy (a
 process of its own) between the instances and the server. After each run the chain
-is verified (gapless, intact). Runs each instance count with group commit on (the
-store's default) and off (one transaction per decision, the previous behaviour).
+is verified (gapless, intact). Each run also records how long an append takes until
+its commit (p50/p99 over every append; bench/plot_cluster.py plots them). Runs each
+instance count with group commit on (the store's default) and off (one transaction per
+decision, the previous behaviour).
 
 PostgreSQL: TEST_DATABASE_URL (a server where we may CREATE DATABASE), else a throwaway
 cluster (tests/decisionlog/pgserver.py). Writes bench/results/decisionlog_cluster.json.
@@ -115,12 +117,15 @@ def run_instance(url: str, threads: int, seconds: float, group_commit: bool, sta
         store._group = GroupCommit(store._commit_batch, max_batch=1)
     store.append_decision(decision(str(uuid.uuid4())))  # connect before the clock starts
     counts = [0] * threads
+    latencies: list[float] = []  # seconds per append, until its commit (list.append is atomic)
     start.wait(60)
     deadline = time.monotonic() + seconds
 
     def work(n: int) -> None:
         while time.monotonic() < deadline:
+            began = time.perf_counter()
             store.append_decision(decision(str(uuid.uuid4())))
+            latencies.append(time.perf_counter() - began)
             counts[n] += 1
 
     pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
@@ -128,8 +133,14 @@ def run_instance(url: str, threads: int, seconds: float, group_commit: bool, sta
         thread.start()
     for thread in pool:
         thread.join()
-    results.put(sum(counts))
+    results.put((sum(counts), latencies))
     store.close()
+
+
+def _percentile_ms(sorted_seconds: list[float], q: float) -> float | None:
+    if not sorted_seconds:
+        return None
+    return round(sorted_seconds[min(len(sorted_seconds) - 1, int(q * len(sorted_seconds)))] * 1000, 2)
 
 
 def measure(url: str, instances: int, threads: int, seconds: float, group_commit: bool) -> dict:
@@ -143,7 +154,12 @@ def measure(url: str, instances: int, threads: int, seconds: float, group_commit
         process.start()
     time.sleep(3)  # let every instance connect and warm up
     start.set()
-    counts = [results.get(timeout=seconds + 120) for _ in processes]
+    counts, latencies = [], []
+    for _ in processes:
+        count, times = results.get(timeout=seconds + 120)
+        counts.append(count)
+        latencies += times
+    latencies.sort()
     for process in processes:
         process.join(30)
     store = open_store(url, "/nonexistent")
@@ -151,6 +167,7 @@ def measure(url: str, instances: int, threads: int, seconds: float, group_commit
     store.close()
     return {"instances": instances, "threads_per_instance": threads, "group_commit": group_commit,
             "logged": sum(counts), "per_second": round(sum(counts) / seconds, 1),
+            "append_p50_ms": _percentile_ms(latencies, 0.50), "append_p99_ms": _percentile_ms(latencies, 0.99),
             "chain_ok": report.ok, "chain_gapless_records": report.checked}
 
 
