@@ -73,7 +73,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def load_engine(directory="rulesets", **options):
-    """The in-process decision engine over a rulesets directory (CONTRACT.md "In-process API");
+    """The in-process decision engine over a rulesets directory (docs/api-contract.md, "In-process API");
     see service.decision_engine.load_engine. Imported on call: `import service` stays cheap."""
     from service.decision_engine import load_engine as _load_engine
 

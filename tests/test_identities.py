@@ -1,4 +1,4 @@
-"""RULES_API_TOKENS entries `[name=]token:role+role` (CONTRACT.md wave 2, identity and roles)."""
+"""RULES_API_TOKENS entries `[name=]token:role+role` (docs/api-contract.md, "Running it")."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""Four-eyes publishing and rollouts (CONTRACT.md wave 2).
+"""Four-eyes publishing and rollouts (docs/api-contract.md, "Releases").
 
 Approving, rejecting and changing rollouts: role `approve`. Reading history, rollouts
 and reports: any valid token (or open mode)."""

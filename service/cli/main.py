@@ -1,4 +1,4 @@
-"""`credit-rules`: the service's HTTP API from the shell (CONTRACT.md "CLI").
+"""`credit-rules`: the service's HTTP API from the shell (docs/api-contract.md, "Command line").
 
     credit-rules --url http://rules:8080 --token $TOKEN publish rulesets/sme-credit-policy/1.1.0.yaml
 

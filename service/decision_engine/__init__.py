@@ -1,5 +1,5 @@
 """The loaded decision engine: every ruleset version parsed, checked and compiled once, and
-the small public in-process API over it (CONTRACT.md "In-process API").
+the small public in-process API over it (docs/api-contract.md, "In-process API").
 
     engine = service.load_engine("rulesets")
     d = engine.evaluate("sme-credit-policy", input_dict, as_of=datetime.date(2026, 1, 15), trace="fired")

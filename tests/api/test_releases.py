@@ -1,4 +1,4 @@
-"""Four-eyes publishing and champion/challenger rollouts over real gunicorn (CONTRACT.md wave 2).
+"""Four-eyes publishing and champion/challenger rollouts over real gunicorn (docs/api-contract.md, "Releases").
 
 One server with PUBLISH_APPROVALS=1 and named identities: li.wei proposes (publish, and
 approve too — so that self-approval is a real possibility), wang.fang and zhao.min approve.

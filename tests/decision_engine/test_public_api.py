@@ -1,4 +1,4 @@
-"""The public in-process API (CONTRACT.md "In-process API"): service.load_engine(...).evaluate(...).
+"""The public in-process API (docs/api-contract.md, "In-process API"): service.load_engine(...).evaluate(...).
 
 Its answer is the HTTP answer minus decision_id / evaluated_at / duration_ms, and invalid
 input raises the error (with the problems) the API turns into a 422."""

@@ -1,6 +1,6 @@
 """Start-up: each version compiled once per process (shared by registries and, through fork,
 by gunicorn workers), accepted versions loaded without re-running their checks, readiness
-logged — and forked workers evaluating exactly as a fresh process does (DURABLE_RULES.md)."""
+logged — and forked workers evaluating exactly as a fresh process does (docs/durable-rules.md)."""
 from __future__ import annotations
 
 import datetime as dt

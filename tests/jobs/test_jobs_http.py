@@ -1,4 +1,4 @@
-"""Jobs over real gunicorn (CONTRACT.md "Jobs"): a job's result equals the synchronous impact of
+"""Jobs over real gunicorn (docs/api-contract.md, "Jobs"): a job's result equals the synchronous impact of
 the same cases; it survives a SIGKILL of its processes (and of a request worker) and a restart of
 the whole service; cancel stops work; the master runs exactly one runner and replaces it.
 

@@ -48,8 +48,11 @@ def test_an_expired_lease_is_claimed_again_and_a_chunk_counts_once(queue):
     job = planned(queue, [(0, 10, 10)])
     dead = queue.claim_chunk("dead", 0.2)[1]
     assert queue.claim_chunk("alive", 30) is None
-    time.sleep(0.3)
-    again = queue.claim_chunk("alive", 30)[1]
+    deadline = time.monotonic() + 10  # poll until the 0.2 s lease has expired
+    while (claimed := queue.claim_chunk("alive", 30)) is None:
+        assert time.monotonic() < deadline, "the expired lease was never claimed again"
+        time.sleep(0.02)
+    again = claimed[1]
     assert (again.chunk_no, again.attempts) == (0, 2)
     assert not queue.renew(dead, "dead", 30)                     # the dead owner lost its lease
     assert queue.complete_chunk(again, "alive", "x", joined) == "finished"
