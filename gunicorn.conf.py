@@ -1,21 +1,39 @@
 """gunicorn settings, read automatically by `gunicorn 'service.wsgi:app'` from this directory.
 
-Sync workers (one request at a time each, no threads: durable_rules' C extension holds
-the GIL and its state is per process), as many as the CPUs can keep busy. Each worker
-builds the app itself after fork (its own store connections); the shipped rulesets are
-parsed and compiled once, in the master before forking (`on_starting`), and every worker
-starts from those (service/decision_engine/registry.py, keyed by sha256).
+Threaded workers (service/serving.py): the main thread of each worker polls connections
+and a pool of GUNICORN_THREADS (16) threads reads and answers them, so a slow client holds
+one thread, not a whole worker; reading one request must finish within
+REQUEST_READ_TIMEOUT (15) seconds (then 408). Evaluations still run one at a time per
+process: durable_rules' C extension holds the GIL and keeps per-process state, and
+service/engine/durable.py serialises its sessions with a lock. Each worker builds the app
+itself after fork (its own store connections); the shipped rulesets are parsed and
+compiled once, in the master before forking (`on_starting`), and every worker starts from
+those (service/decision_engine/registry.py, keyed by sha256).
+
+The configuration is checked here, in the master, before any worker starts: a bad
+RULES_API_TOKENS (or any other setting) stops gunicorn with one line saying what is wrong.
 """
 import multiprocessing
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 
+from service.config import ConfigError, Settings
+
+try:
+    Settings.from_env()
+except ConfigError as exc:
+    sys.stderr.write(f"credit-rules: {exc}\n")
+    sys.exit(2)  # SystemExit is not caught by gunicorn's config loader: no traceback
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "sync"
+worker_class = "service.serving.BoundedThreadWorker"
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+worker_connections = 1000
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 2
@@ -23,6 +41,7 @@ backlog = 2048
 max_requests = 0  # the engine's memory is flat (tests/engine/test_isolation.py); no recycling needed
 limit_request_line = 8190
 limit_request_fields = 100
+limit_request_field_size = 8190
 
 # Access log: one JSON object per request (service/accesslog.py), with the request id the
 # service echoes in X-Request-Id. The Authorization header is never logged.

@@ -54,10 +54,11 @@ class Settings:
                 tokens=None if entries is None else {t: roles for _, t, roles in entries},
                 identities={} if entries is None else {t: who for who, t, _ in entries},
                 publish_approvals=approvals,
-                max_body_bytes=int(env.get("MAX_BODY_BYTES", defaults.max_body_bytes)),
-                registry_refresh_seconds=float(env.get("REGISTRY_REFRESH_SECONDS", defaults.registry_refresh_seconds)),
+                max_body_bytes=_number(env, "MAX_BODY_BYTES", int, defaults.max_body_bytes, minimum=1),
+                registry_refresh_seconds=_number(env, "REGISTRY_REFRESH_SECONDS", float,
+                                                 defaults.registry_refresh_seconds, minimum=0),
                 hmac_key=key.encode("utf-8") if key else None,
-                retention_days=int(retention) if retention else None,
+                retention_days=_number(env, "DECISION_RETENTION_DAYS", int, None, minimum=1) if retention else None,
                 console_secret_key=env.get("CONSOLE_SECRET_KEY") or None,
                 console_cookie_secure=env.get("CONSOLE_COOKIE_SECURE", "") in ("1", "true", "yes"),
                 signing_key=env.get("DECISION_LOG_SIGNING_KEY") or None,
@@ -93,6 +94,24 @@ def _positive(value: float, name: str) -> float:
     return value
 
 
+def _number(env, name: str, kind, default, *, minimum):
+    text = env.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}, not {text[:40]!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+# What a bearer token may hold (RFC 6750 b64token): a token with a space, a comma or a
+# colon could never be sent back in an Authorization header, or be read from this list.
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=-]+")
+
+
 def parse_tokens(text: str) -> dict[str, frozenset[str]]:
     """`[name=]token:role+role,…` -> {token: roles}."""
     return {token: roles for _, token, roles in parse_token_entries(text)}
@@ -123,6 +142,8 @@ def parse_token_entries(text: str) -> list[tuple[str, str, frozenset[str]]]:
         bad = role_set - set(ROLES)
         if bad:
             raise ConfigError(f"RULES_API_TOKENS entry {n + 1} has unknown role(s) {', '.join(sorted(bad))}; roles: {', '.join(ROLES)}")
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise ConfigError(f"RULES_API_TOKENS entry {n + 1}: a token may hold only letters, digits and ._~+/=-")
         if len(token) < 8:
             raise ConfigError(f"RULES_API_TOKENS entry {n + 1}: tokens must be at least 8 characters")
         if token in seen_tokens:

@@ -78,6 +78,12 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class TooSlow(ServiceError):
+    """The request did not arrive within the read deadline (REQUEST_READ_TIMEOUT)."""
+
+    code = "request_timeout"
+
+
 class Conflict(ServiceError):
     """The request contradicts what is already recorded."""
 
@@ -119,6 +125,12 @@ class Internal(ServiceError):
 
 class MalformedJson(Malformed):
     code = "malformed_json"
+
+
+class MalformedBody(Malformed):
+    """The body cannot be read: a broken chunked encoding, shorter than its Content-Length."""
+
+    code = "malformed_body"
 
 
 class InvalidRequest(Unprocessable):

@@ -7,7 +7,7 @@ from simplejson import RawJSON
 from service.api.errors import problem_body
 from service.api.http import caller_identity, json_body, json_response, require
 from service.decisions import Idempotency
-from service.errors import InvalidRequest, Problem, ServiceError
+from service.errors import InvalidRequest, Problem, ServiceError, StorageUnavailable
 from service.schemas.api import BatchRequest, EvaluateRequest, load
 
 bp = Blueprint("decisions", __name__)
@@ -53,7 +53,13 @@ def evaluate_batch():
     items = load(_batch_schema, body)["items"]
     results = []
     ok = 0
+    unavailable = None
     for index, item in enumerate(items):
+        if unavailable is not None:
+            # The log stopped taking writes at item `unavailable`: the rest are not evaluated (each
+            # would wait for the store in turn); they are safe to retry.
+            results.append(_not_evaluated(index, unavailable))
+            continue
         try:
             if not isinstance(item, dict):
                 raise InvalidRequest("an item must be a JSON object", [Problem("invalid_request", "", "must be an object")])
@@ -61,6 +67,14 @@ def evaluate_batch():
             idempotency = _idempotency(item.get("idempotency_key"), "idempotency_key", item)
             request = load(_evaluate_schema, fields)
             decision = RawJSON(_service().decide(request, item, idempotency))
+        except StorageUnavailable:
+            # CONTRACT.md: logged items keep their decisions; this one and the rest answer 503.
+            if ok == 0:
+                raise  # nothing was logged: a plain 503 for the whole batch, safe to retry as it is
+            unavailable = index
+            exc = StorageUnavailable("the decision log cannot be written right now; this item was not decided")
+            results.append({"index": index, "status": 503, "error": problem_body(exc)})
+            continue
         except ServiceError as exc:
             # One bad item does not fail the others; the log only holds real decisions. Its error
             # is the problem document a single request would get, paths located inside the batch.
@@ -73,3 +87,8 @@ def evaluate_batch():
             result["idempotent_replayed"] = True
         results.append(result)
     return json_response({"items": results, "summary": {"total": len(items), "decided": ok, "failed": len(items) - ok}})
+
+
+def _not_evaluated(index: int, failed_at: int) -> dict:
+    exc = StorageUnavailable(f"not evaluated: the decision log became unavailable at item {failed_at}; retry this item")
+    return {"index": index, "status": 503, "error": problem_body(exc)}

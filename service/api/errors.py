@@ -21,7 +21,7 @@ PROBLEM_TYPE_BASE = "https://credit-rules.example/problems/"
 
 TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 413: "Payload Too Large",
+    405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
     415: "Unsupported Media Type", 422: "Unprocessable Content", 500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -32,6 +32,7 @@ STATUS_BY_KIND: tuple[tuple[type[ServiceError], int], ...] = (
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
+    (errors.TooSlow, 408),
     (errors.Conflict, 409),
     (errors.TooLarge, 413),
     (errors.UnsupportedMedia, 415),

@@ -13,7 +13,8 @@ from flask import Response, current_app, g, request
 from service import canonical
 from service.config import token_identity as fingerprint_identity
 from service.errors import (
-    Forbidden, InvalidRequest, MalformedJson, Problem, TooLarge, Unauthenticated, UnsupportedMedia,
+    Forbidden, InvalidRequest, MalformedBody, MalformedJson, Problem, TooLarge, TooSlow, Unauthenticated,
+    UnsupportedMedia,
 )
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -28,17 +29,54 @@ def json_response(body, status: int = 200, headers=None) -> Response:
 
 
 def read_body(allowed_types=JSON_TYPES) -> tuple[bytes, str]:
-    """The raw body and its media type; 415 for anything not allowed, 413 when too large."""
+    """The raw body and its media type; 415 for anything not allowed, 413 when too large.
+
+    Read here from the WSGI stream, not by werkzeug: a chunked body has no Content-Length,
+    and it must be refused with 413 as soon as it passes the limit (never cut at the limit
+    and parsed), and a broken chunked encoding is the client's fault (400), like a body
+    that stops short of its Content-Length or a client too slow to send it (408)."""
     media_type = (request.mimetype or "").lower()
     if media_type not in allowed_types:
         raise UnsupportedMedia(f"send the body as {' or '.join(allowed_types)}" + (f", not {media_type}" if media_type else ""))
     limit = current_app.config["SETTINGS"].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"request body is larger than {limit} bytes")
-    body = request.get_data(cache=True)
-    if len(body) > limit:
-        raise TooLarge(f"request body is larger than {limit} bytes")
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    cached = getattr(request, "_cached_data", None)
+    if cached is not None:
+        return cached, media_type
+    stream = request.environ["wsgi.input"]
+    parts, size = [], 0
+    try:
+        while size <= limit:
+            data = stream.read(min(BODY_READ_CHUNK, limit + 1 - size))
+            if not data:
+                break
+            parts.append(data)
+            size += len(data)
+    except TimeoutError:
+        raise TooSlow("the request body did not arrive in time") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the server's body reader says, the body is broken
+        raise MalformedBody(f"the request body could not be read: {_short(exc)}") from None
+    if size > limit:
+        raise _too_large(limit)
+    body = b"".join(parts)
+    if declared is not None and len(body) < declared:
+        raise MalformedBody(f"the body ended after {len(body)} of its {declared} bytes")
+    request._cached_data = body  # later get_data() calls see the same bytes
     return body, media_type
+
+
+BODY_READ_CHUNK = 64 * 1024
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"request body is larger than {limit} bytes (MAX_BODY_BYTES)")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def parse_json(body: bytes):

@@ -4,7 +4,7 @@
     python -m service.rulesets check FILE...    validate documents against the rulesets in DIR (default rulesets/)
     python -m service.rulesets clauses [DIR]    the policy clause -> rule table, as Markdown
 
-Exit status 1 when anything fails.
+Exit status 1 when anything fails, 2 on a usage error (such as a file that does not exist).
 """
 from __future__ import annotations
 
@@ -118,11 +118,23 @@ def main(argv=None) -> int:
     k = sub.add_parser("clauses", help="policy clause -> rule id table")
     k.add_argument("directory", nargs="?", default="rulesets", type=Path)
     args = parser.parse_args(argv)
-    if args.command == "test":
-        return cmd_test(args.directory)
-    if args.command == "check":
-        return cmd_check(args.files, args.rulesets)
-    return cmd_clauses(args.directory)
+    # A file or directory that is not there is a usage error: one line, exit 2 (like argparse).
+    missing = [("file", p) for p in (args.files if args.command == "check" else []) if not p.is_file()]
+    missing += [("directory", d) for d in ([args.rulesets] if args.command == "check" else [args.directory])
+                if not d.is_dir()]
+    if missing:
+        kind, path = missing[0]
+        print(f"{parser.prog}: error: no such {kind}: {path}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "test":
+            return cmd_test(args.directory)
+        if args.command == "check":
+            return cmd_check(args.files, args.rulesets)
+        return cmd_clauses(args.directory)
+    except OSError as exc:  # unreadable, or gone while we read it
+        print(f"{parser.prog}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

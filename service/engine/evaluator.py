@@ -329,9 +329,9 @@ class _State:
     def coerce(self, name: str, value, rule: Rule):
         spec = self.ev.ruleset.results[name].type
         if value is not None and spec.kind == "decimal" and isinstance(value, (Decimal, int)) and not isinstance(value, bool):
-            value = expr.quantize(Decimal(value), spec.scale)
+            value = expr.quantize(Decimal(value), spec.scale, result=name)
         elif value is not None and spec.kind == "integer" and isinstance(value, Decimal):
-            value = int(expr.quantize(value, 0))
+            value = int(expr.quantize(value, 0, result=name))
         ok, checked = check_value(spec, value)
         if not ok:
             raise EvaluationError(f"rule {rule.id} computed {value!r} for result {name!r}: {checked}")

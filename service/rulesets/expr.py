@@ -28,11 +28,16 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, DecimalException
 
-from service.errors import EvaluationError
+from service.errors import EvaluationError, Problem
 
 DECIMAL_CONTEXT = Context(prec=34, rounding=ROUND_HALF_UP, Emin=-999999, Emax=999999)
 MAX_EXPRESSION_LENGTH = 2000
 MAX_DEPTH = 50
+# Type checking, evaluation and every other walk of the tree recurse once per level, and
+# `1+1+…+1` is one level per operator: bound the tree, not only the parentheses, so no
+# expression that loads can exhaust the interpreter's stack anywhere (tests/hostile).
+MAX_TREE_DEPTH = 64
+MAX_NODES = 500
 
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^'\\]*')|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
@@ -95,7 +100,27 @@ def parse(text: str) -> Node:
     node = parser.expr(0)
     if parser.peek() is not None:
         raise ExprError(f"unexpected {parser.peek()[1]!r} at position {parser.peek()[2]}")
+    _check_size(node)
     return node
+
+
+def _check_size(root: Node) -> None:
+    """Refuse trees deeper than MAX_TREE_DEPTH or larger than MAX_NODES (walked without recursion)."""
+    stack, count = [(root, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_TREE_DEPTH:
+            raise ExprError(f"expression is nested too deeply: at most {MAX_TREE_DEPTH} levels of operators "
+                            "and calls (split a long sum into named results)")
+        if count > MAX_NODES:
+            raise ExprError(f"expression has more than {MAX_NODES} terms and operators")
+        if isinstance(node, Unary):
+            stack.append((node.operand, depth + 1))
+        elif isinstance(node, Binary):
+            stack.extend(((node.left, depth + 1), (node.right, depth + 1)))
+        elif isinstance(node, Call):
+            stack.extend((a, depth + 1) for a in node.args)
 
 
 def _tokenize(text: str):
@@ -340,6 +365,8 @@ def evaluate(node: Node, lookup):
         return _eval(node, lookup)
     except DecimalException as exc:
         raise EvaluationError(f"arithmetic failed: {type(exc).__name__}") from None
+    except RecursionError:  # parse() bounds the tree; this is the last line of defence
+        raise EvaluationError("expression is nested too deeply to evaluate") from None
 
 
 def _num(value, where):
@@ -403,6 +430,17 @@ def _eval(node, lookup):
     raise EvaluationError("unknown expression node")
 
 
-def quantize(value: Decimal, places: int) -> Decimal:
-    """Round half-up to `places` decimal places (the only rounding rule we use)."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=DECIMAL_CONTEXT)
+def quantize(value: Decimal, places: int, result: str | None = None) -> Decimal:
+    """Round half-up to `places` decimal places (the only rounding rule we use).
+
+    A value with more than 34 significant digits at that scale cannot be represented:
+    EvaluationError (422), naming the `result` it was computed for."""
+    try:
+        return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=DECIMAL_CONTEXT)
+    except DecimalException:
+        what = f"result {result!r}" if result else "a computed value"
+        shown = f"{value:.3E}" if value.is_finite() else str(value)
+        message = (f"{what} is too large to keep with {places} decimal places "
+                   f"(about {shown}; at most {DECIMAL_CONTEXT.prec} significant digits)")
+        raise EvaluationError(message, [Problem("result_out_of_range", f"results.{result}" if result else "results",
+                                                message)]) from None

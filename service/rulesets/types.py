@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from service.rulesets.formats import FORMATS
+from service.rulesets import regex_safety
 from service.rulesets.regex_safety import regex_problems
 
 KINDS = ("boolean", "integer", "decimal", "string", "enum", "date", "object", "list")
@@ -458,7 +459,7 @@ def string_problem(t: TypeSpec, value: str) -> str | None:
         return f"must be at least {t.min_length} characters"
     if len(value) > (t.max_length if t.max_length is not None else MAX_STRING_LENGTH):
         return f"must be at most {t.max_length if t.max_length is not None else MAX_STRING_LENGTH} characters"
-    if t.pattern is not None and not re.fullmatch(t.pattern, value):
+    if t.pattern is not None and not regex_safety.fullmatch(t.pattern, value):
         return f"must match {t.pattern}"
     if t.format is not None:
         return FORMATS[t.format](value)

@@ -66,7 +66,8 @@ class BatchRequest(Schema):
     class Meta:
         unknown = RAISE
 
-    items = fields.List(fields.Raw(), required=True, validate=validate.Length(
+    # Any JSON value per item, null too: each item is checked on its own (a bad one fails only itself).
+    items = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(
         min=1, max=MAX_ITEMS_PER_REQUEST, error=f"1 to {MAX_ITEMS_PER_REQUEST} items"))
 
 
