@@ -20,6 +20,7 @@ import os
 import re
 import socket
 import time
+import uuid
 
 from gunicorn.workers import gthread
 
@@ -171,7 +172,8 @@ def _write_problem(client, status: int, reason: str, detail: str) -> None:
 
     code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_") or "bad_request"
     body = json.dumps({"type": PROBLEM_TYPE_BASE + code.replace("_", "-"), "title": reason, "status": status,
-                       "detail": detail, "code": code}, ensure_ascii=True).encode("ascii")
+                       "detail": detail, "code": code, "request_id": uuid.uuid4().hex},
+                      ensure_ascii=True).encode("ascii")
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
     try:

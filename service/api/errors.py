@@ -74,11 +74,19 @@ def problem_errors(problems: list[Problem], prefix: str = "") -> list[dict]:
     return out
 
 
+# A problem lists at most this many errors and says how many it left out: 100,000 unknown
+# input keys must not become a 13 MB error document.
+MAX_LISTED_ERRORS = 100
+
+
 def _body(status: int, code: str, detail: str, errors_: list[dict] | None, extensions: dict | None) -> dict:
     body = {"type": PROBLEM_TYPE_BASE + code.replace("_", "-"), "title": TITLES.get(status, "Error"),
             "status": status, "code": code, "detail": detail}
     if errors_ is not None:
-        body["errors"] = errors_
+        body["errors"] = errors_[:MAX_LISTED_ERRORS]
+        if len(errors_) > MAX_LISTED_ERRORS:
+            body["errors_omitted"] = len(errors_) - MAX_LISTED_ERRORS
+            body["detail"] = f"{detail} ({body['errors_omitted']} more problems not listed)"
     for key, value in (extensions or {}).items():
         body.setdefault(key, value)
     return body
