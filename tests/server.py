@@ -29,7 +29,7 @@ def free_port() -> int:
 class GunicornServer:
     """`with GunicornServer(env) as server: requests.get(server.url + "/healthz")`"""
 
-    def __init__(self, env: dict | None = None, workers: int = 2, data_dir: str | None = None):
+    def __init__(self, env: dict | None = None, workers: int = 2, data_dir: str | None = None, preexec_fn=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Directories this server made are its own: stop() removes them (a given data_dir is the caller's).
@@ -49,6 +49,7 @@ class GunicornServer:
             **(env or {}),
         }
         self.env = {k: v for k, v in self.env.items() if v is not None}
+        self.preexec_fn = preexec_fn  # e.g. resource limits for the server process (tests/hostile)
         self.process: subprocess.Popen | None = None
         self.log_path = Path(self.data_dir) / "gunicorn.log"
 
@@ -56,7 +57,8 @@ class GunicornServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "service.wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -581,7 +581,7 @@ class _Parser:
                 self.report("bad_test", f"{path}.expect.outcome", f"outcome is one of {', '.join(OUTCOMES)}")
             reasons = expect.get("reasons")
             if reasons is not None:
-                if not isinstance(reasons, list) or any(r not in self.reasons for r in reasons):
+                if not isinstance(reasons, list) or any(not isinstance(r, str) or r not in self.reasons for r in reasons):
                     self.report("bad_test", f"{path}.expect.reasons", "a list of declared reason codes")
                     reasons = None
                 else:
