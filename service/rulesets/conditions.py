@@ -139,7 +139,7 @@ class ConditionParser:
     def value_operand(self, raw, t: TypeSpec, path, scope, *, as_list, list_or_single=False):
         """A literal / {param} / {field} operand whose values must be of type `t` (or a list of them)."""
         if isinstance(raw, dict) and set(raw) == {"param"}:
-            param = self.p.params.get(raw["param"])
+            param = self.p.params.get(raw["param"]) if isinstance(raw["param"], str) else None
             if param is None:
                 self.p.report("unknown_parameter", f"{path}.param", f"no parameter {raw['param']!r} in `parameters`")
                 return None

@@ -8,6 +8,7 @@ rule only reads results of its own or earlier stages. Whole-ruleset checks
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 
@@ -77,7 +78,15 @@ def parse_ruleset(doc: SourceDocument, used: dict[str, UsedRuleset] | None = Non
     if not isinstance(data, dict):
         report("not_a_mapping", "", "a ruleset document is a mapping with name, version, input, rules, ...")
         return None, report.problems
-    ruleset = _Parser(data, report, used or {}).parse(doc)
+    try:
+        ruleset = _Parser(data, report, used or {}).parse(doc)
+    except (TypeError, AttributeError, KeyError, ValueError):
+        # A value of a kind some check did not expect (the hypothesis fuzz in tests/hostile
+        # finds these): a bug to fix where it happens, but the document is refused, never a 500.
+        logging.getLogger("service.rulesets").exception("unexpected value in a ruleset document")
+        report("malformed_document", "", "the document holds a value of a kind it cannot have here; "
+               "check the types of its fields against docs/ruleset-format.md")
+        return None, report.problems
     return ruleset, report.problems
 
 
@@ -411,7 +420,7 @@ class _Parser:
                 self.report("duplicate_rule_id", f"{path}.id", f"rule id {rid!r} is already used by rules[{seen[rid]}]")
                 continue
             seen[rid] = i
-            stage = self.stages.get(spec.get("stage"))
+            stage = self.stages.get(spec.get("stage")) if isinstance(spec.get("stage"), str) else None
             if stage is None:
                 self.report("unknown_stage", f"{path}.stage", f"stage {spec.get('stage')!r} is not declared in `stages`")
                 continue
@@ -447,7 +456,7 @@ class _Parser:
             outcome = None
         if (outcome is None) != (reason is None):
             self.report("bad_effect", path, "`outcome` and `reason` go together: every REFER/DECLINE cites a reason code")
-        if reason is not None and reason not in self.reasons:
+        if reason is not None and (not isinstance(reason, str) or reason not in self.reasons):
             self.report("unknown_reason", f"{path}.reason", f"reason {reason!r} is not in `reasons` (each needs zh and en messages)")
         message = None
         if "message" in raw:
@@ -489,7 +498,7 @@ class _Parser:
             node = self.expression(raw["expr"], f"{path}.expr", scope, want=expr_kind(want))
             return None if node is None else ValueSource("expr", name=raw["expr"], node=node)
         if isinstance(raw, dict) and set(raw) == {"param"}:
-            param = self.params.get(raw["param"])
+            param = self.params.get(raw["param"]) if isinstance(raw["param"], str) else None
             if param is None:
                 self.report("unknown_parameter", f"{path}.param", f"no parameter {raw['param']!r}")
                 return None
@@ -670,7 +679,7 @@ class _Parser:
         for name in self.params:
             if name not in self.used_params:
                 self.report("unused_parameter", f"parameters.{name}", f"parameter {name!r} is never used", severity="warning")
-        used_reasons = {r.effect.reason for r in rules}
+        used_reasons = {r.effect.reason for r in rules if isinstance(r.effect.reason, str)}
         for code in self.reasons:
             if code not in used_reasons:
                 self.report("unused_reason", f"reasons.{code}", f"reason {code!r} is never cited by a rule", severity="warning")

@@ -239,7 +239,7 @@ def _parse_string(spec, t: TypeSpec, ctx, path) -> TypeSpec:
 
     t = replace(t, min_length=length("min_length"), max_length=length("max_length"))
     fmt = spec.get("format")
-    if fmt is not None and fmt not in FORMATS:
+    if fmt is not None and (not isinstance(fmt, str) or fmt not in FORMATS):
         ctx.problem("unknown_format", f"{path}.format", f"unknown format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
         fmt = None
     pattern = spec.get("pattern")

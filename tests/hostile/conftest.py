@@ -35,6 +35,7 @@ class Ledger:
     statuses: Counter = field(default_factory=Counter)
     by_family: Counter = field(default_factory=Counter)
     answered_decisions: set = field(default_factory=set)  # decision ids answered 200
+    unchecked: dict = field(default_factory=dict)  # server url -> ids not yet looked up in its log
     logged_checks: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -42,6 +43,10 @@ class Ledger:
     def record(self, family: str, status: int) -> None:
         self.statuses[status] += 1
         self.by_family[family] += 1
+
+    def answered(self, server, decision_id: str) -> None:
+        self.answered_decisions.add(decision_id)
+        self.unchecked.setdefault(server.url, set()).add(decision_id)
 
     def figures(self) -> dict:
         total = sum(self.statuses.values())
@@ -84,6 +89,7 @@ def target(tmp_path_factory):
                                  "MAX_BODY_BYTES": str(MAX_BODY), "REQUEST_READ_TIMEOUT": str(READ_TIMEOUT)},
                             workers=2, data_dir=str(tmp_path_factory.mktemp("hostile"))).start()
     yield server
+    check_logged(server, _LEDGER, set(_LEDGER.unchecked.get(server.url, ())))
     server.stop()
 
 
@@ -110,7 +116,21 @@ def send(server, method: str, path: str, ledger: Ledger | None = None, family: s
     response.seconds = time.monotonic() - started
     if ledger is not None:
         ledger.record(family, response.status_code)
+        _note_decisions(server, ledger, method, path, response.status_code, response.content)
     return response
+
+
+def _note_decisions(server, ledger: Ledger, method: str, path: str, status: int, body: bytes) -> None:
+    """Every decision the server answered, so the session can look each one up in its log."""
+    if method != "POST" or status != 200 or not path.startswith("/v1/decisions"):
+        return
+    data = json.loads(body)
+    if path.startswith("/v1/decisions:batch"):
+        for item in data["items"]:
+            if item["status"] == 200:
+                ledger.answered(server, item["decision"]["decision_id"])
+    elif "decision_id" in data:
+        ledger.answered(server, data["decision_id"])
 
 
 def raw(server, data: bytes, *, ledger: Ledger | None = None, family: str = "raw", timeout: float = 30,
@@ -138,6 +158,9 @@ def raw(server, data: bytes, *, ledger: Ledger | None = None, family: str = "raw
     answer = _parse(received, time.monotonic() - started)
     if ledger is not None:
         ledger.record(family, answer.status)
+        request_line = data.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+        if len(request_line) >= 2:
+            _note_decisions(server, ledger, request_line[0], request_line[1], answer.status, answer.body)
     return answer
 
 
@@ -205,22 +228,23 @@ def assert_problem(answer, status: int, *, field: str | None = None, seconds: fl
     return body
 
 
-def assert_responsive(server, ledger: Ledger | None = None, *, within: float = 3.0) -> None:
-    """The server answers health and a real decision promptly."""
+def assert_responsive(server, ledger: Ledger | None = None, *, within: float = 3.0, body: dict | None = None) -> None:
+    """The server answers health and a real decision (`body`, else a toy one) promptly."""
     started = time.monotonic()
     assert requests.get(server.url + "/healthz", timeout=within).status_code == 200
-    response = requests.post(server.url + "/v1/decisions", json=evaluate_body("HOSTILE-ALIVE", trace="none"),
+    response = requests.post(server.url + "/v1/decisions", json=body or evaluate_body("HOSTILE-ALIVE", trace="none"),
                              headers=HEADERS, timeout=within)
     assert response.status_code == 200, response.text[:300]
     assert time.monotonic() - started < within
     if ledger is not None:
-        ledger.answered_decisions.add(response.json()["decision_id"])
+        ledger.answered(server, response.json()["decision_id"])
 
 
 def check_logged(server, ledger: Ledger, decision_ids) -> None:
     """Every decision answered 200 is in the log exactly once (GET finds it; the search by its
     application id lists it once); counted into the ledger."""
     for decision_id in decision_ids:
+        ledger.unchecked.get(server.url, set()).discard(decision_id)
         got = requests.get(f"{server.url}/v1/decisions/{decision_id}", headers=HEADERS, timeout=30)
         ledger.logged_checks += 1
         if got.status_code != 200:

@@ -67,7 +67,7 @@ def test_a_utf8_byte_order_mark_is_ignored(target, ledger):
     """RFC 8259 lets a parser ignore a BOM; the body is otherwise valid, so it is decided."""
     answer = decide_raw(target, ledger, "json-syntax", b"\xef\xbb\xbf" + GOOD)
     assert answer.status_code == 200, answer.text[:300]
-    ledger.answered_decisions.add(answer.json()["decision_id"])
+    ledger.answered(target, answer.json()["decision_id"])
 
 
 @pytest.mark.parametrize("label", list(NOT_AN_OBJECT))

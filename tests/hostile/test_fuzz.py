@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from tests.api.conftest import TOY_SOURCE
 from tests.conftest import RULESETS_DIR
-from tests.hostile.conftest import HEADERS, assert_responsive, check_logged, send
+from tests.engine.samples import sample_inputs
+from tests.hostile.conftest import _LEDGER, HEADERS, assert_responsive, check_logged, send
 from tests.server import GunicornServer
 from tests.strategies import realistic_input_strategy
 
@@ -134,6 +135,7 @@ def shipped_target(tmp_path_factory):
     server = GunicornServer(env={"RULESETS_DIR": str(RULESETS_DIR), "RULES_API_TOKENS": TOKENS}, workers=2,
                             data_dir=str(tmp_path_factory.mktemp("hostile-shipped"))).start(timeout=180)
     yield server
+    check_logged(server, _LEDGER, set(_LEDGER.unchecked.get(server.url, ())))
     server.stop()
 
 
@@ -146,11 +148,14 @@ DECISION_ANSWERS = {200, 400, 404, 413, 422}
 
 
 def _decision_fuzz(examples: int, policy, answered: list):
+    seen = []
+
     @settings(max_examples=examples, **SETTINGS)
     @given(data=st.data())
     def run(shipped_target, ledger, data):
+        seen.append(1)
         base = data.draw(realistic_input_strategy(policy))
-        body = {"ruleset": "sme-credit-policy", "as_of": "2026-01-15", "application_id": "FUZZ",
+        body = {"ruleset": "sme-credit-policy", "as_of": "2026-01-15", "application_id": f"FUZZ-{len(seen)}",
                 "input": json.loads(_dumps(base)), "trace": data.draw(st.sampled_from(["none", "fired", "full"]))}
         body = data.draw(mutated(body)) if data.draw(st.integers(0, 3)) else body
         response = send(shipped_target, "POST", "/v1/decisions", ledger, "fuzz-input", data=_dumps(body),
@@ -165,11 +170,13 @@ def _run_decisions(shipped_target, ledger, policy, examples):
     answered: list = []
     _decision_fuzz(examples, policy, answered)(shipped_target, ledger)
     assert answered, "no fuzzed input was a valid application: the fuzz is not exploring decisions"
-    ledger.answered_decisions.update(answered)
+    for decision_id in answered:
+        ledger.answered(shipped_target, decision_id)
     check_logged(shipped_target, ledger, answered)
     assert ledger.lost == 0 and ledger.duplicated == 0
     assert send(shipped_target, "GET", "/v1/audit/verify", headers=HEADERS).json()["ok"] is True
-    assert_responsive(shipped_target, ledger)
+    assert_responsive(shipped_target, ledger, body={"ruleset": "sme-credit-policy", "as_of": "2026-01-15",
+                                                    "application_id": "FUZZ-ALIVE", "input": sample_inputs()[0]})
 
 
 def test_fuzzed_decision_inputs_never_get_a_5xx_and_every_decision_is_logged_once(shipped_target, ledger, policy):
