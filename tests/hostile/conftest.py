@@ -59,6 +59,7 @@ class Ledger:
             "no_answer": self.statuses.get(0, 0),
             "decisions_answered": len(self.answered_decisions),
             "decisions_checked_in_log": self.logged_checks,
+            "decisions_not_checked": sum(len(ids) for ids in self.unchecked.values()),
             "decisions_lost": self.lost,
             "decisions_duplicated": self.duplicated,
             "by_family": dict(sorted(self.by_family.items())),
@@ -84,12 +85,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
-def target(tmp_path_factory):
+def target(tmp_path_factory, ledger):
     server = GunicornServer(env={"RULESETS_DIR": str(FIXTURE_RULESETS), "RULES_API_TOKENS": TOKENS,
                                  "MAX_BODY_BYTES": str(MAX_BODY), "REQUEST_READ_TIMEOUT": str(READ_TIMEOUT)},
                             workers=2, data_dir=str(tmp_path_factory.mktemp("hostile"))).start()
     yield server
-    check_logged(server, _LEDGER, set(_LEDGER.unchecked.get(server.url, ())))
+    check_logged(server, ledger, set(ledger.unchecked.get(server.url, ())))
     server.stop()
 
 
