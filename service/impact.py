@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from service.boundary import store_errors_translated
 from service.catalog import Catalog
-from service.contract import OUTCOMES
+from service.contract import MAX_ITEMS_PER_REQUEST, OUTCOMES
 from service.decisionlog import Store
 from service.errors import InvalidRequest, Problem, ServiceError
 from service.rulesets.diff import diff_rulesets
@@ -35,7 +35,7 @@ BREAKDOWNS = {"by_segment": "segments", "by_region_tier": "region_tier", "by_siz
 UNKNOWN = "unknown"
 
 # Inline answers stay small and quick; anything larger runs as a job.
-MAX_INLINE_APPLICATIONS = 1000
+MAX_INLINE_APPLICATIONS = MAX_ITEMS_PER_REQUEST
 
 
 def empty_matrix() -> dict:

@@ -195,7 +195,6 @@ def test(api: Api, paths, rulesets_dir):
     """Run the embedded tests of ruleset documents (files or directories) locally, no server."""
     from service.rulesets.document import DocumentError, parse_document
     from service.decision_engine import Registry
-    from service.rulesets.testing import run_tests
 
     files = []
     for p in paths:

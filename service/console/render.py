@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from service import canonical
 from service.rulesets.model import All, Always, AnyOf, Compare, Not, Quantified

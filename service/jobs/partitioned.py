@@ -21,7 +21,7 @@ from service.catalog import Catalog
 from service import canonical
 from service.decisionlog import open_store
 from service.impact import Tally, VersionPair
-from service.jobs.work import SOURCE_LOG, impact_of_range
+from service.jobs.work import PLAN_PAGE, SOURCE_LOG, impact_of_range
 
 _per_process: dict = {}
 
@@ -53,7 +53,7 @@ def plan_partitions(database_url: str | None, data_dir: str | None, name: str, l
     parts, seqs, cursor = [], [], None
     while True:
         page, cursor = store.search_decisions(ruleset=name, time_from=logged_from, time_to=logged_to,
-                                              limit=1000, cursor=cursor)
+                                              limit=PLAN_PAGE, cursor=cursor)
         for summary in page:
             seqs.append(summary.seq)
             if len(seqs) == size:

@@ -15,10 +15,11 @@ import uuid
 from dataclasses import dataclass
 
 from service import canonical
+from service.contract import MAX_ITEMS_PER_REQUEST
 from service.catalog import Catalog
 from service.decisionlog import StoreUnavailable, open_store
 from service.errors import ServiceError, StorageUnavailable
-from service.impact import Case, Tally, VersionPair, case_from_record, cases_from_request, report
+from service.impact import Tally, VersionPair, case_from_record, cases_from_request, report
 from service.jobs.queue import Chunk, Job, JobQueue
 
 # The store down, as the queue says it (its own error) and as the catalog says it (translated at
@@ -30,7 +31,7 @@ log = logging.getLogger("service.jobs")
 KIND_IMPACT = "impact"
 SOURCE_LOG = "decision_log"
 SOURCE_GIVEN = "given"
-PLAN_PAGE = 1000
+PLAN_PAGE = MAX_ITEMS_PER_REQUEST  # the largest page the store answers
 
 
 @dataclass(frozen=True)
