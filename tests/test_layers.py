@@ -27,11 +27,12 @@ LAYERS: dict[str, int] = {
     "service.boundary": 5, "service.catalog": 5, "service.decisions": 5, "service.audit": 5,
     "service.impact": 5, "service.rollouts": 5, "service.jobs": 5,                   # services
     "service.api": 6, "service.console": 6, "service.cli": 6, "service.wsgi": 6,          # front ends
+    "service.serving": 6,                                   # the gunicorn worker class
     "service": 6,                                           # create_app: wiring
 }
 # Command-line entry points of a package (python -m service.x) wire that package: top layer.
 ENTRY_POINT = "__main__"
-FRONT_ENDS = ("service.api", "service.console", "service.cli")
+FRONT_ENDS = ("service.api", "service.console", "service.cli", "service.serving")
 FORBIDDEN_FOR_FRONT_ENDS = ("service.decisionlog",)
 
 
