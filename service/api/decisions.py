@@ -68,7 +68,7 @@ def evaluate_batch():
             request = load(_evaluate_schema, fields)
             decision = RawJSON(_service().decide(request, item, idempotency))
         except StorageUnavailable:
-            # CONTRACT.md: logged items keep their decisions; this one and the rest answer 503.
+            # docs/api-contract.md: logged items keep their decisions; this one and the rest answer 503.
             if ok == 0:
                 raise  # nothing was logged: a plain 503 for the whole batch, safe to retry as it is
             unavailable = index
