@@ -98,7 +98,7 @@ def rollout_view(row: RolloutRow) -> dict:
         "share": Decimal(row.share) if row.share is not None else None,
         "sticky_by": row.sticky_by,
         "started_by": row.started_by,
-        "started_at": row.started_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "started_at": canonical.utc_text(row.started_at),
     }
 
 
@@ -187,7 +187,7 @@ def report(catalog: Catalog, store: Store, name: str, time_from: dt.datetime | N
         changed.append({
             "decision_id": record.decision_id,
             "application_id": record.application_id,
-            "evaluated_at": record.evaluated_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "evaluated_at": canonical.utc_text(record.evaluated_at),
             "arm": rollout["arm"],
             "champion": champion,
             "challenger": challenger,

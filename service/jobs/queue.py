@@ -70,7 +70,7 @@ class Chunk:
 
 
 def _now_text() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return canonical.utc_text(dt.datetime.now(dt.timezone.utc))
 
 
 def _job(row) -> Job:
