@@ -79,6 +79,16 @@ def problem_errors(problems: list[Problem], prefix: str = "") -> list[dict]:
 MAX_LISTED_ERRORS = 100
 
 
+def listed_warnings(problems) -> dict:
+    """`warnings` of a publish or validate answer, capped like a problem's `errors`: a valid
+    1 MiB document must not answer with 20,000 warnings."""
+    items = problem_errors(list(problems))
+    out = {"warnings": items[:MAX_LISTED_ERRORS]}
+    if len(items) > MAX_LISTED_ERRORS:
+        out["warnings_omitted"] = len(items) - MAX_LISTED_ERRORS
+    return out
+
+
 def _body(status: int, code: str, detail: str, errors_: list[dict] | None, extensions: dict | None) -> dict:
     body = {"type": PROBLEM_TYPE_BASE + code.replace("_", "-"), "title": TITLES.get(status, "Error"),
             "status": status, "code": code, "detail": detail}

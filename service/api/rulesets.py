@@ -7,7 +7,7 @@ import yaml
 from flask import Blueprint, Response, current_app, g, request
 
 from service import canonical
-from service.api.errors import problem_errors
+from service.api.errors import listed_warnings
 from service.api.http import caller_name, json_body, json_response, read_body, require, screen_json_document
 from service.errors import Forbidden, InvalidRuleset, UnknownRuleset
 from service.identifiers import is_ruleset_name, is_version
@@ -123,7 +123,7 @@ def publish(name: str):
     lv = result.version
     report = (lv.test_report or run_tests(lv, _catalog().registry)).as_dict()
     out = {"name": name, **version_summary(lv), "created": result.created,
-           "warnings": problem_errors(result.warnings), "tests": report}
+           **listed_warnings(result.warnings), "tests": report}
     status = 201 if result.created else 200
     return json_response(out, status, headers={"Location": f"/v1/rulesets/{name}/versions/{lv.version}"})
 
@@ -147,7 +147,7 @@ def validate():
         raise InvalidRuleset("the ruleset is invalid; nothing was stored", problems)
     report = (lv.test_report or run_tests(lv, _catalog().registry)).as_dict()
     return json_response({"valid": True, "name": lv.name, "version": lv.version, "sha256": lv.ruleset.sha256,
-                          "warnings": problem_errors([p for p in problems if p.severity != "error"]),
+                          **listed_warnings(p for p in problems if p.severity != "error"),
                           "tests": report})
 
 

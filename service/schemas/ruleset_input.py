@@ -144,8 +144,11 @@ def object_schema(t: TypeSpec) -> type[Schema]:
 
 def _flatten(messages, prefix: str, out: list[Problem]) -> None:
     if isinstance(messages, dict):
-        for key, value in messages.items():
-            key = str(key)
+        # marshmallow reports unknown keys in set order (string hashing differs per process):
+        # sort them, after the declared fields in their own order, so a 422 is deterministic.
+        unknown = sorted((str(k), v) for k, v in messages.items() if v == ["Unknown field."])
+        declared = [(str(k), v) for k, v in messages.items() if v != ["Unknown field."]]
+        for key, value in declared + unknown:
             if key == "_schema":
                 _flatten(value, prefix, out)
             else:

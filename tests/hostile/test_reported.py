@@ -256,6 +256,21 @@ def test_a_1_mib_ruleset_document_is_refused_quickly(target, ledger, kind):
     assert_responsive(target, ledger)
 
 
+def test_a_valid_document_with_thousands_of_warnings_lists_100(target, ledger):
+    """Warnings are capped like errors: 2,000 unused parameters are one short answer."""
+    base = toy_yaml("hostile-warnings")
+    unused = "".join(f"  unused_{i}: {{type: integer, value: {i}}}\n" for i in range(2000))
+    document = base.replace("parameters:\n", "parameters:\n" + unused, 1)
+    answer = send(target, "POST", "/v1/rulesets:validate", ledger, "document-size", data=document.encode(),
+                  headers=YAML)
+    assert answer.status_code == 200, answer.text[:300]
+    body = answer.json()
+    assert len(body["warnings"]) == 100
+    assert body["warnings_omitted"] == 1900
+    assert all(w["code"] == "unused_parameter" for w in body["warnings"])
+    assert_responsive(target, ledger)
+
+
 def test_three_1_mib_documents_in_parallel_kill_no_worker(target, ledger):
     documents = list(_mebibyte_documents().values())
     workers = sorted(target.worker_pids())
@@ -271,6 +286,7 @@ def test_three_1_mib_documents_in_parallel_kill_no_worker(target, ledger):
     for t in threads:
         t.join()
     assert sorted(a.status_code for a in answers) == [200, 422, 422], [a.text[:200] for a in answers]
+    assert all(len(a.json().get("warnings", [])) <= 100 for a in answers)
     assert sorted(target.worker_pids()) == workers, "a worker was killed"
     assert_responsive(target, ledger)
 

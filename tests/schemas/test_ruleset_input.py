@@ -57,3 +57,39 @@ def test_cross_field_constraint(shipped):
            "weights": {"rating": Decimal("0.5"), "guarantee": Decimal("0.5"), "contribution": Decimal("0.5"), "prospect": 0}}
     found = problems(lv.validator, raw)
     assert any(path.startswith("input.weights") for path in found), found
+
+
+def test_unknown_keys_are_listed_in_the_same_order_in_every_process(validator):
+    """marshmallow finds unknown keys in set order, which follows the per-process string hash;
+    the 422 must not depend on it (same input, same answer, byte for byte)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    raw = copy.deepcopy(sample_inputs()[0])
+    for i in range(40):
+        raw["request"][f"extra_{i:02d}"] = i
+    with pytest.raises(InvalidInput) as exc:
+        validator.load(raw)
+    here = [p.path for p in exc.value.problems]
+    unknown = [p for p in here if "extra_" in p]
+    assert unknown == sorted(unknown) and len(unknown) == 40
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        code = (
+            "import json\n"
+            "from service.schemas.ruleset_input import _flatten\n"
+            # keys in string-hash order, as marshmallow's set difference yields them
+            "keys = sorted((f'extra_{i:02d}' for i in range(40)), key=hash)\n"
+            "msgs = {'request': {k: ['Unknown field.'] for k in keys}}\n"
+            "out = []\n"
+            "_flatten(msgs, 'input', out)\n"
+            "print(json.dumps([p.path for p in out]))\n"
+        )
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), check=True)
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
+    assert json.loads(outputs.pop()) == sorted(unknown)
