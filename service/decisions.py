@@ -92,12 +92,14 @@ class DecisionService:
             return None
         return lv
 
-    def decide(self, request: dict, raw_request: dict, idempotency: Idempotency | None = None) -> str:
+    def decide(self, request: dict, raw_request: dict, idempotency: Idempotency | None = None,
+               caller: str | None = None) -> str:
         """`request` is the validated envelope; `raw_request` the body as received (logged).
 
         Returns the response body: the exact JSON text that was logged (a dry run is
         answered and not logged). With an idempotency key already used, the decision
-        logged then is answered again and nothing is logged."""
+        logged then is answered again and nothing is logged. `caller` is the identity that
+        asked (never its token), kept in the hashed trace record as `decided_by`."""
         if idempotency is not None:
             earlier = self._idempotent_answer(idempotency)
             if earlier is not None:
@@ -147,6 +149,8 @@ class DecisionService:
                      "rollout": {"mode": rollout.mode, "arm": arm, "champion": champion.version,
                                  "challenger": challenger.version},
                      "shadow": rollouts.shadow_record(shadow_lv, shadow_decision and shadow_decision.evaluation, shadow_error)}
+        if caller is not None:
+            trace = {**trace, "decided_by": caller}
         try:
             self.store.append_decision(NewDecision(
                 decision_id=response["decision_id"],
@@ -220,7 +224,7 @@ class DecisionService:
         # A rollout's arm and shadow are about how the decision was routed, not what it evaluated to.
         differences += diff_values({k: v for k, v in original.items() if k not in VOLATILE and k != "rollout"},
                                    {k: v for k, v in replayed.items() if k not in VOLATILE}, "")
-        logged_trace = {k: v for k, v in record.trace.items() if k not in ("rollout", "shadow")} \
+        logged_trace = {k: v for k, v in record.trace.items() if k not in ("rollout", "shadow", "decided_by")} \
             if isinstance(record.trace, dict) else record.trace
         differences += diff_values(logged_trace, canonical.loads(canonical.dumps(full_trace(evaluation))), "/trace_record")
         return {

@@ -54,6 +54,8 @@ def logged_view(record) -> dict:
         # champion/challenger: how it was routed, and the other arm's answer (service/rollouts.py)
         "rollout": record.trace.get("rollout") if isinstance(record.trace, dict) else None,
         "shadow": record.trace.get("shadow") if isinstance(record.trace, dict) else None,
+        # who asked: the caller's identity from RULES_API_TOKENS (null in open mode), never a token
+        "decided_by": record.trace.get("decided_by") if isinstance(record.trace, dict) else None,
         "chain": {"prev_hash": record.prev_hash, "hash": record.hash},
         "integrity": record.integrity,
     }

@@ -5,7 +5,7 @@ from flask import Blueprint, Response, current_app, request as http_request
 from simplejson import RawJSON
 
 from service.api.errors import problem_body
-from service.api.http import caller_identity, json_body, json_response, require
+from service.api.http import caller_identity, caller_name, json_body, json_response, require
 from service.decisions import Idempotency
 from service.errors import InvalidRequest, Problem, ServiceError, StorageUnavailable
 from service.schemas.api import BatchRequest, EvaluateRequest, load
@@ -40,7 +40,7 @@ def evaluate():
     body = json_body()
     request = load(_evaluate_schema, body)
     idempotency = _idempotency(http_request.headers.get("Idempotency-Key"), "Idempotency-Key", body)
-    response = Response(_service().decide(request, body, idempotency), mimetype="application/json")
+    response = Response(_service().decide(request, body, idempotency, caller_name()), mimetype="application/json")
     if idempotency is not None and idempotency.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -66,7 +66,7 @@ def evaluate_batch():
             fields = {k: v for k, v in item.items() if k != "idempotency_key"}
             idempotency = _idempotency(item.get("idempotency_key"), "idempotency_key", item)
             request = load(_evaluate_schema, fields)
-            decision = RawJSON(_service().decide(request, item, idempotency))
+            decision = RawJSON(_service().decide(request, item, idempotency, caller_name()))
         except StorageUnavailable:
             # docs/api-contract.md: logged items keep their decisions; this one and the rest answer 503.
             if ok == 0:

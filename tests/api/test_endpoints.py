@@ -7,6 +7,7 @@ fixture pin its version, so no test depends on another.
 from __future__ import annotations
 
 import csv
+import hashlib
 import datetime as dt
 import io
 import json
@@ -27,7 +28,7 @@ from tests.api.conftest import (
     toy_yaml, wait_for_log,
 )
 from tests.jobs.helpers import wait_for_job
-from tests.server import ALL, bearer
+from tests.server import ALL, EVALUATE, bearer
 
 VOLATILE = ("decision_id", "evaluated_at", "duration_ms")
 TOY_RULES = ["S-IN", "S-OUT", "R-FLOOR", "R-LOW", "R-MINES"]
@@ -494,6 +495,9 @@ def test_logged_decision_has_request_response_full_trace_and_chain(evaluator, au
     assert logged["uses_trace"] is None
     assert logged["fired_rules"] == ["S-IN", "R-FLOOR", "R-LOW", "R-MINES"]
     assert (logged["outcome"], logged["application_id"], logged["as_of"]) == ("DECLINE", "AUDIT-GET", first["as_of"])
+    # the caller's identity is logged (hashed with the record), never its token
+    assert logged["decided_by"] == "token:" + hashlib.sha256(EVALUATE.encode()).hexdigest()[:12]
+    assert EVALUATE not in json.dumps(logged)
     nxt = auditor.get(f"/v1/decisions/{second['decision_id']}").json()
     assert nxt["seq"] == logged["seq"] + 1
     assert nxt["chain"]["prev_hash"] == logged["chain"]["hash"] != nxt["chain"]["hash"]
