@@ -80,3 +80,9 @@ def utc_text(value: _dt.datetime) -> str:
     value = value.replace(tzinfo=_dt.timezone.utc) if value.tzinfo is None else value.astimezone(_dt.timezone.utc)
     # isoformat, not strftime: strftime writes year 1 as "1", which no longer sorts as text.
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (CSV injection): a cell starting
+    with = + - @ or a tab/CR gets a leading '."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

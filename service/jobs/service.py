@@ -67,9 +67,7 @@ class JobService:
         return out.getvalue()
 
 
-def _cell(text: str) -> str:
-    """A spreadsheet must not run an id as a formula (CSV injection): such a cell gets a leading '."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+_cell = canonical.spreadsheet_safe
 
 
 def _plausible_id(job_id: str) -> bool:

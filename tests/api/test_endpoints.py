@@ -587,6 +587,13 @@ def test_csv_export_of_a_search(auditor, logged_series):
     assert len(declined) == 2
 
 
+def test_csv_export_never_hands_a_spreadsheet_a_formula(evaluator, auditor):
+    """The API's export and the console's are one CSV (service/audit.py), guarded alike."""
+    made = decide(evaluator, "=HYPERLINK(\"x\")")
+    rows = list(csv.DictReader(io.StringIO(auditor.get("/v1/decisions?format=csv&application_id=%3DHYPERLINK(%22x%22)").text)))
+    assert [(r["decision_id"], r["application_id"]) for r in rows] == [(made["decision_id"], "'=HYPERLINK(\"x\")")]
+
+
 def test_replay_is_identical(auditor, logged_series):
     _, made = logged_series
     for decision in (made[1], made[5]):
