@@ -12,9 +12,13 @@ Hazards of the engine this module contains (each has a test in tests/engine/):
   strings, so two live sessions with colliding ids share one state;
 - 1,024 live sessions of a ruleset raise MemoryError and then crash the process;
 - asserting the same fact twice into a live session is refused.
-Hence: one process-wide lock, at most ONE live session at any moment (sessions are
-sequential even for `uses` compositions), deleted in `finally`; every fact of a
-session has its own id.
+Hence: one process-wide lock, at most ONE session in use at any moment (sessions are
+sequential even for `uses` compositions), and every ruleset keeps ONE session id of its
+own. Creating and deleting a session state costs about as much as asserting all of an
+evaluation's facts, so a session is reused: after every use each asserted fact is
+retracted and the state is checked empty (no fact, no event, no pending action, ~3 µs).
+If a use failed or the check finds anything, the state is deleted and the next use
+starts a new one. Every fact of a use has its own id.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class DurableRuleset:
     def __init__(self, label: str, definition: dict):
         self.name = f"{label}#{next(_RULESET_IDS)}"
         self._handle = _engine.create_ruleset(self.name, json.dumps(definition, ensure_ascii=False))
+        self._sid: str | None = None  # the reused session's id; None until the first use or after a failure
 
     def close(self) -> None:
         if self._handle is not None:
@@ -56,22 +61,36 @@ class DurableRuleset:
 
     @contextmanager
     def session(self):
-        """A fresh, empty session; deleted on exit whatever happens."""
+        """An empty session; emptied (or deleted) again on exit whatever happens."""
         global _live_sessions
         with _LOCK:
             if _live_sessions:
                 raise EngineFailure("a durable_rules session is already live in this process")
-            sid = str(next(_SESSION_IDS))
+            if self._sid is None:
+                self._sid = str(next(_SESSION_IDS))
             _live_sessions += 1
-            session = _Session(self._handle, sid)
+            session = _Session(self._handle, self._sid)
+            emptied = False
             try:
                 yield session
+                emptied = session.empty_out()
             finally:
                 try:
-                    if session.asserted:  # the engine creates the state with the first fact
+                    if session.asserted and not emptied:  # failed, or something survived: start over
+                        sid, self._sid = self._sid, None
                         _engine.delete_state(self._handle, sid)
                 finally:
                     _live_sessions -= 1
+
+    def is_empty(self) -> bool:
+        """No fact, no event and no pending action in this ruleset's session (for tests)."""
+        with _LOCK:
+            return self._sid is None or _state_is_empty(self._handle, self._sid)
+
+
+def _state_is_empty(handle, sid: str) -> bool:
+    return (_engine.get_facts(handle, sid) == "[]" and _engine.get_events(handle, sid) == "[]"
+            and not _engine.start_action(handle))
 
 
 def live_sessions() -> int:
@@ -84,11 +103,21 @@ class _Session:
     def __init__(self, handle, sid: str):
         self._handle = handle
         self._sid = sid
-        self._facts = 0
+        self._facts: list[str] = []  # every fact text asserted in this use, to retract
 
     @property
     def asserted(self) -> bool:
-        return self._facts > 0
+        return bool(self._facts)
+
+    def empty_out(self) -> bool:
+        """Retract every fact of this use; True if the state is then provably empty."""
+        handle = self._handle
+        try:
+            for text in self._facts:
+                _engine.retract_fact(handle, text)
+            return _state_is_empty(handle, self._sid)
+        except Exception:  # noqa: BLE001 - any refusal means: delete the state instead
+            return False
 
     def assert_fact(self, fact: dict) -> set[str]:
         """Assert one fact (a dict); see assert_text."""
@@ -102,8 +131,10 @@ class _Session:
         A condition with `$or` activates its rule once per satisfied branch, so names
         are collected into a set.
         """
-        self._facts += 1
-        status, state = _engine.assert_fact(self._handle, f'{body}, "sid": "{self._sid}", "id": "f{self._facts}"}}')
+        facts = self._facts
+        text = f'{body}, "sid": "{self._sid}", "id": "f{len(facts) + 1}"}}'
+        facts.append(text)
+        status, state = _engine.assert_fact(self._handle, text)
         if status == 1:  # no rule is interested in this fact
             return set()
         if status != 0:

@@ -42,6 +42,7 @@ def test_100k_alternating_evaluations_equal_fresh_ones_and_memory_stays_flat(shi
     growth = (process.memory_info().rss - rss_after_warmup) / rss_after_warmup
     assert mismatches == 0
     assert durable.live_sessions() == 0
+    assert all(v.compiled.engine.is_empty() for v in shipped.all())  # reused sessions left nothing
     assert growth < 0.10, f"resident memory grew {growth:.1%} after warm-up"
 
 
