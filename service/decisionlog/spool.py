@@ -1,7 +1,8 @@
 """Group commit across the processes of one host for the embedded SQLite log.
 
-Gunicorn's sync workers each handle one request at a time, so batching inside a
-process would never batch. Instead each append is first put in a spool — a small
+Each process batches its own threads' appends (group.py); this batches the processes.
+When the write turn is free and the spool is empty there is nobody to batch with, and the
+append commits directly. Otherwise it is first put in a spool — a small
 SQLite file beside the log, written without fsync (it only holds appends whose callers
 are still waiting) — and then the writer queues for the log's write turn (an OS file
 lock). Whoever gets the turn commits *every* spooled append in one transaction and one
@@ -97,6 +98,11 @@ class Spool:
             conn.execute("ROLLBACK")
             raise
         return ids
+
+    def has_waiters(self) -> bool:
+        """Some process's append is queued here (or was claimed by a leader that died)."""
+        return self.conn().execute("SELECT 1 FROM spool WHERE status IN ('pending', 'claimed') LIMIT 1"
+                                   ).fetchone() is not None
 
     def all_settled(self, ids: list[int]) -> bool:
         marks = ",".join("?" * len(ids))

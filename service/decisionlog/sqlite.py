@@ -151,6 +151,38 @@ class SQLiteStore(ReleaseRecords, SQLStore):
             finally:
                 self._turn_owner = None
 
+    @contextlib.contextmanager
+    def _free_writer_turn(self):
+        """The writer turn if it can be had without waiting (yields True), else yields False."""
+        if not self._thread_turn.acquire(blocking=False):
+            yield False
+            return
+        try:
+            fd = self._lock_fd()
+            if fd is None:
+                yield False
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            self._turn_owner = threading.get_ident()
+            try:
+                yield True
+            finally:
+                self._turn_owner = None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_turn.release()
+
+    def _spool_has_waiters(self, spool: Spool) -> bool:
+        try:
+            return spool.has_waiters()
+        except _DB_ERRORS:
+            spool.discard()
+            return True  # let the spool path report it
+
     def _lock_fd(self) -> int | None:
         if self._lock_pid != os.getpid():  # after fork: our own open file, not the parent's
             self._lock_file_fd = None
@@ -176,6 +208,11 @@ class SQLiteStore(ReleaseRecords, SQLStore):
                       ) -> list[StoredDecision | StoreError]:
         spool = self._spool
         with spool.lock:
+            # Fast path: the write turn is free and nobody is queued in the spool, so there is
+            # nothing to batch with; commit directly (one transaction, none on the spool).
+            with self._free_writer_turn() as free:
+                if free and not self._spool_has_waiters(spool):
+                    return super()._commit_batch(batch)
             try:
                 ids = spool.enqueue(batch)
             except _DB_ERRORS as exc:
