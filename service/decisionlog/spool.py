@@ -1,8 +1,10 @@
 """Group commit across the processes of one host for the embedded SQLite log.
 
 Each process batches its own threads' appends (group.py); this batches the processes.
-When the write turn is free and the spool is empty there is nobody to batch with, and the
-append commits directly. Otherwise it is first put in a spool — a small
+It is worth it when a process has few appends at once (a sync worker, a quiet threaded
+one): a batch of DIRECT_BATCH or more (sqlite.py) already shares its fsync and commits
+directly, and so does an append that finds the write turn free and nobody queued.
+Otherwise the append is first put in a spool — a small
 SQLite file beside the log, written without fsync (it only holds appends whose callers
 are still waiting) — and then the writer queues for the log's write turn (an OS file
 lock). Whoever gets the turn commits *every* spooled append in one transaction and one

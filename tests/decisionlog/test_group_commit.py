@@ -92,3 +92,45 @@ def test_duplicate_ids_still_raise_for_a_single_append(store):
     store.append_decision(make_decision("once"))
     with pytest.raises(DuplicateDecision):
         store.append_decision(make_decision("once"))
+
+
+# -- SQLite across processes: which appends go through the spool ---------------------------
+
+
+def _sqlite_only(store):
+    if store.backend != "sqlite":
+        pytest.skip("the spool is the embedded SQLite log's cross-process group commit")
+
+
+def _spool_refuses(monkeypatch, store):
+    def refuse(batch):
+        raise AssertionError("this append should not have gone through the spool")
+    monkeypatch.setattr(store._spool, "enqueue", refuse)
+
+
+def test_a_batch_of_direct_batch_appends_commits_without_the_spool(store, monkeypatch):
+    from service.decisionlog import sqlite
+    _sqlite_only(store)
+    _spool_refuses(monkeypatch, store)
+    batch = [(store_prepared(make_decision(f"d{n}")), None) for n in range(sqlite.DIRECT_BATCH)]
+    monkeypatch.setattr(store, "_spool_has_waiters", lambda spool: True)
+    results = store._commit_batch(batch)
+    assert [r.seq for r in results] == list(range(1, sqlite.DIRECT_BATCH + 1))
+    assert store.verify().ok
+
+
+def test_a_lone_append_with_the_turn_free_and_nobody_queued_commits_without_the_spool(store, monkeypatch):
+    _sqlite_only(store)
+    _spool_refuses(monkeypatch, store)
+    assert store.append_decision(make_decision("alone")).seq == 1
+
+
+def test_a_small_batch_that_finds_others_queued_goes_through_the_spool(store, monkeypatch):
+    _sqlite_only(store)
+    spooled = []
+    real = store._spool.enqueue
+    monkeypatch.setattr(store._spool, "enqueue", lambda batch: spooled.append(len(batch)) or real(batch))
+    monkeypatch.setattr(store, "_spool_has_waiters", lambda spool: True)
+    results = store._commit_batch([(store_prepared(make_decision(n)), None) for n in ("s1", "s2")])
+    assert spooled == [2] and [r.seq for r in results] == [1, 2]
+    assert store._spool.all_settled([0]) and store.verify().ok
