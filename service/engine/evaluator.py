@@ -124,6 +124,8 @@ class Evaluator:
         self.ruleset = rs
         stage_order = {s.id: s.index for s in rs.stages}
         self.rules_in_order = sorted(rs.rules, key=lambda r: (stage_order[r.stage], r.index))
+        self.rule_position = {r.id: i for i, r in enumerate(self.rules_in_order)}
+        self.rule_by_id = {r.id: r for r in rs.rules}
         self.trace_reads = {r.id: _trace_reads(r) for r in rs.rules}
         self.read_displays = {rule_id: tuple(read.display for read in reads) for rule_id, reads in self.trace_reads.items()}
         self.all_reads = tuple({read.display: read for reads in self.trace_reads.values() for read in reads}.values())
@@ -148,8 +150,11 @@ class Evaluator:
         }
         self.fired_readers = {rule_id: tuple((read.display, _reader(read)) for read in reads)
                               for rule_id, reads in self.trace_reads.items()}
-        # Per wave: a function writing each sub-wave's fact text straight from the state.
-        self.wave_plans = tuple((wave, tuple(_fact_writer(sub, self.params) for sub in wave.subwaves))
+        # Per wave: a function writing each sub-wave's fact text straight from the state, and
+        # which gate / rule (by position) each durable rule name belongs to, so that only the
+        # names that fired are looked at, not every rule of the wave.
+        self.wave_plans = tuple((wave, tuple(_fact_writer(sub, self.params) for sub in wave.subwaves),
+                                 _owners(wave.gates), _owners(wave.rules))
                                 for wave in compiled.waves)
 
     def expand(self, record: dict, *, fired_only: bool = False) -> list[dict]:
@@ -175,18 +180,29 @@ class Evaluator:
         for stage in self.ungated:
             state.apply_defaults(stage)
         with self.compiled.engine.session() as session:
-            for wave, subwaves in self.wave_plans:
+            for wave, subwaves, gate_of, rule_of in self.wave_plans:
                 matched = {q.key: _any_item_matches(session, q, state.lookup(q.list_path)) for q in wave.quantifiers}
                 names: set[str] = set()
                 for write in subwaves:
                     names |= session.assert_text(write(state, matched))
-                for stage, terms in wave.gates:
-                    if names & terms:
-                        state.apply_defaults(stage.id)
-                for rule, terms in wave.rules:
-                    if names & terms:
-                        state.fire(rule)
+                if not names:
+                    continue
+                gates, rules = wave.gates, wave.rules
+                for i in sorted({i for name in names for i in gate_of.get(name, ())}):
+                    state.apply_defaults(gates[i][0].id)
+                for i in sorted({i for name in names for i in rule_of.get(name, ())}):
+                    state.fire(rules[i][0])
         return state.finish(as_of)
+
+
+def _owners(units) -> dict[str, tuple[int, ...]]:
+    """durable rule name -> the positions (in `units`, document order) of the gates or rules
+    it is a term of."""
+    out: dict[str, list[int]] = {}
+    for i, (_, terms) in enumerate(units):
+        for name in terms:
+            out.setdefault(name, []).append(i)
+    return {name: tuple(positions) for name, positions in out.items()}
 
 
 def _any_item_matches(session, q, items) -> bool:
@@ -260,6 +276,7 @@ class _State:
         self.set_by: dict[str, str] = {}
         self.severity = 0
         self.fired: dict[str, dict] = {}
+        self.fired_in_order: list[str] = []  # set by finish()
 
     # -- reading ----------------------------------------------------------------
 
@@ -342,12 +359,11 @@ class _State:
     def finish(self, as_of: dt.date) -> Evaluation:
         ev = self.ev
         rs = ev.ruleset
-        reasons, fired_ids = [], []
-        for rule in ev.rules_in_order:
-            if rule.id in self.fired:
-                fired_ids.append(rule.id)
-                if rule.effect.outcome:
-                    reasons.append(ev.reason_entry[rule.id])
+        # Only the fired rules, put in stage then rule order (not a walk over every rule).
+        fired_ids = sorted(self.fired, key=ev.rule_position.__getitem__)
+        self.fired_in_order = fired_ids
+        reason_entry = ev.reason_entry
+        reasons = [reason_entry[rule_id] for rule_id in fired_ids if rule_id in reason_entry]
         results = {name: self.results[name] for name in rs.results if name in self.results}
         return Evaluation(ruleset=rs, as_of=as_of, outcome=_OUTCOME_BY_SEVERITY[self.severity], reasons=reasons,
                           results=results, fired=fired_ids, uses=self.uses, _state=self)
@@ -361,15 +377,11 @@ class _State:
     def fired_trace(self) -> list[dict]:
         """Evaluator.expand(self.record(), fired_only=True), reading only the fired rules' values."""
         ev = self.ev
-        out = []
-        for rule in ev.rules_in_order:
-            done = self.fired.get(rule.id)
-            if done is None:
-                continue
-            out.append({"rule_id": rule.id, "stage": rule.stage, "fired": True,
-                        "inputs": {display: read(self) for display, read in ev.fired_readers[rule.id]},
-                        "effect": done})
-        return out
+        rule_by_id, readers, fired = ev.rule_by_id, ev.fired_readers, self.fired
+        return [{"rule_id": rule_id, "stage": rule_by_id[rule_id].stage, "fired": True,
+                 "inputs": {display: read(self) for display, read in readers[rule_id]},
+                 "effect": fired[rule_id]}
+                for rule_id in self.fired_in_order]
 
     def record(self) -> dict:
         ev = self.ev
@@ -379,7 +391,7 @@ class _State:
             if read.item_parts is not None:
                 value = [_dig(item, read.item_parts) for item in value or ()]
             values[read.display] = value
-        return {"values": values, "fired": {r.id: self.fired[r.id] for r in ev.rules_in_order if r.id in self.fired}}
+        return {"values": values, "fired": {rule_id: self.fired[rule_id] for rule_id in self.fired_in_order}}
 
 
 def _dig(value, parts):
