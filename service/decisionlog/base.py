@@ -243,18 +243,22 @@ class SQLStore(Store):
         """Chain a batch of concurrent appends in one transaction. A duplicate id fails
         the transaction: then each is committed alone, so only its caller hears of it."""
         try:
-            return self._transaction(lambda conn: self._chain(conn, batch), write=True, pipeline=True)
+            return self._chain_batch(batch)
         except DuplicateDecision:
             if len(batch) == 1:
                 raise
         results: list[StoredDecision | StoreError] = []
         for item in batch:
             try:
-                results.extend(self._transaction(lambda conn: self._chain(conn, [item]), write=True,
-                                                 pipeline=True))
+                results.extend(self._chain_batch([item]))
             except DuplicateDecision as exc:
                 results.append(exc)
         return results
+
+    def _chain_batch(self, batch: list[tuple[StoredDecision, tuple[str, str, str] | None]]
+                     ) -> list[StoredDecision | IdempotencyConflict]:
+        """One transaction chaining `batch` (a dialect may chain on the server instead)."""
+        return self._transaction(lambda conn: self._chain(conn, batch), write=True, pipeline=True)
 
     def _chain(self, conn, batch: list[tuple[StoredDecision, tuple[str, str, str] | None]]
                ) -> list[StoredDecision | IdempotencyConflict]:
