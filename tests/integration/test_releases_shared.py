@@ -50,6 +50,10 @@ def test_proposal_approval_and_split_arms_are_shared_by_every_instance(pg_databa
                 assert answer.json()["ruleset"]["version"] == "1.0.0" and answer.json()["outcome"] == "APPROVE"
         pinned = decide(b, "P-pinned", version="1.1.0")
         assert pinned.status_code == 422 and pinned.json()["code"] == "version_not_active"
+        # b sees the proposal within REGISTRY_REFRESH_SECONDS of its next look at the store (the
+        # decisions above can all fit inside one refresh interval: look again after it).
+        time.sleep(0.5)
+        decide(b, "P-refresh")
         listed = requests.get(f"{b.url}/v1/rulesets/toy/versions", headers=bearer(PROPOSER), timeout=30).json()
         assert [v["status"] for v in listed["versions"]] == ["active", "proposed"]
 
