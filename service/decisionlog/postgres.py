@@ -13,6 +13,7 @@ because nothing was committed.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import replace
 from typing import Callable, Iterator, TypeVar
@@ -41,6 +42,22 @@ _MIGRATION_LOCK_ID = 7_301_116_021  # pg_advisory_xact_lock key for `migrate`
 _SIGNER_LOCK_ID = 7_301_116_022  # pg_try_advisory_xact_lock key of the checkpoint signer
 
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _autocommit(conn: psycopg.Connection):
+    """The connection in autocommit for the block (BEGIN/COMMIT, if any, sent as statements).
+    A block that leaves a transaction open or aborted closes the connection: never reused."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.commit()  # the schema check's read (once per store)
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.autocommit = False
+        else:
+            conn.close()
 
 
 def _hashed_text_around_seq(record: StoredDecision) -> tuple[str, str]:
@@ -94,19 +111,11 @@ class PostgresStore(ReleaseRecords, SQLStore):
                 if check_schema:
                     self._check_schema(conn)
                 if single_statement:
-                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                        conn.commit()  # the schema check's read (once per store)
-                    conn.autocommit = True
-                    try:
+                    with _autocommit(conn):
                         # Not `committing`: a pooled connection found dead on this statement is
                         # retried once. Had the statement committed before the connection broke,
                         # the retry meets its own rows (see _chain_batch).
                         result = work(conn)
-                    finally:
-                        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                            conn.autocommit = False
-                        else:
-                            conn.close()
                 elif pipeline:
                     # Statements go out without waiting for each answer: an append is two
                     # round trips (BEGIN + lock the head; insert + move the head + COMMIT), so
@@ -114,21 +123,12 @@ class PostgresStore(ReleaseRecords, SQLStore):
                     # and COMMIT are sent as statements: psycopg's implicit BEGIN waits for
                     # its answer, and conn.commit() syncs once more before the pipeline's own
                     # closing sync (measured at 1 ms each way: 4 round trips -> 2).
-                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                        conn.commit()  # the schema check's read (once per store)
-                    conn.autocommit = True
-                    try:
-                        with conn.pipeline():
-                            conn.execute("BEGIN")
-                            result = work(conn)
-                            committing = True
-                            conn.execute("COMMIT")
-                        # the pipeline's closing sync: COMMIT's outcome (or the batch's error) is in
-                    finally:
-                        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                            conn.autocommit = False
-                        else:  # an aborted or unfinished explicit transaction: never reused
-                            conn.close()
+                    with _autocommit(conn), conn.pipeline():
+                        conn.execute("BEGIN")
+                        result = work(conn)
+                        committing = True
+                        conn.execute("COMMIT")
+                    # (the pipeline's closing sync brought COMMIT's outcome, or the batch's error)
                 else:
                     result = work(conn)
                     committing = True
