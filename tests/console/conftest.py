@@ -88,13 +88,24 @@ class Console:
 
     def submit(self, css: str):
         """Click what navigates (a button, a link) and wait until the next page has loaded."""
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
+
+        from selenium.common.exceptions import WebDriverException
 
         page = self.find("html")
         self.find(css).click()
+
+        def left(_driver) -> bool:
+            # The old page's root is gone. Mid-navigation chromedriver may say so as a stale
+            # element or as "Node with given id does not belong to the document": both mean gone.
+            try:
+                page.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
         wait = WebDriverWait(self.driver, 30)
-        wait.until(expected_conditions.staleness_of(page))
+        wait.until(left)
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
         return self
 
