@@ -172,17 +172,18 @@ class PostgresStore(ReleaseRecords, SQLStore):
             for rule in record.fired_rule_ids():
                 rule_record.append(n)
                 rule_id.append(rule)
-        runs = []
+        runs = 0
 
         def append(conn):
-            runs.append(conn)
+            nonlocal runs
+            runs += 1
             return conn.execute(_CHAIN_APPEND, (*columns, rule_record, rule_id)).fetchall()
 
         try:
             rows = self._transaction(append, single_statement=True)
         except DuplicateDecision:
             # Run twice: the first connection broke, perhaps after the statement committed.
-            already = self._already_logged(records) if len(runs) > 1 else None
+            already = self._already_logged(records) if runs > 1 else None
             if already is None:
                 raise
             return already

@@ -131,7 +131,7 @@ class SQLiteStore(ReleaseRecords, SQLStore):
         raise AssertionError("unreachable")
 
     @contextlib.contextmanager
-    def _writer_turn(self):
+    def _writer_turn(self, *, wait: bool = True):
         """Writers queue on an OS file lock before BEGIN IMMEDIATE.
 
         SQLite's own busy handler polls with sleeps of up to 100 ms, so under many
@@ -139,47 +139,34 @@ class SQLiteStore(ReleaseRecords, SQLStore):
         blocking flock wakes the next writer as soon as the lock is free. The lock dies
         with its holder (even on SIGKILL). Threads of one process take turns on a mutex
         first, since flock is per open file. Without a usable lock file we fall back to
-        SQLite's busy handler."""
-        if self._turn_owner == threading.get_ident():
-            yield  # already ours (a spool leader committing inside its turn)
-            return
-        with self._thread_turn:
-            self._turn_owner = threading.get_ident()
-            try:
-                fd = self._lock_fd()
-                if fd is None:
-                    yield
-                    return
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                self._turn_owner = None
+        SQLite's busy handler.
 
-    @contextlib.contextmanager
-    def _free_writer_turn(self):
-        """The writer turn if it can be had without waiting (yields True), else yields False."""
-        if not self._thread_turn.acquire(blocking=False):
+        Yields whether the turn is held. With wait=False nothing is waited for: False means
+        another writer has it (or there is no lock file to take it with)."""
+        if self._turn_owner == threading.get_ident():
+            yield True  # already ours (a spool leader committing inside its turn)
+            return
+        if not self._thread_turn.acquire(blocking=wait):
             yield False
             return
         try:
             fd = self._lock_fd()
-            if fd is None:
+            if fd is None and not wait:
                 yield False
                 return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
             self._turn_owner = threading.get_ident()
             try:
                 yield True
             finally:
                 self._turn_owner = None
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._thread_turn.release()
 
@@ -221,7 +208,7 @@ class SQLiteStore(ReleaseRecords, SQLStore):
                 return super()._commit_batch(batch)
             # The write turn is free and nobody is queued in the spool: there is nothing to
             # batch with, commit directly (one transaction, none on the spool).
-            with self._free_writer_turn() as free:
+            with self._writer_turn(wait=False) as free:
                 if free and not self._spool_has_waiters(spool):
                     return super()._commit_batch(batch)
             try:
