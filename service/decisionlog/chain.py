@@ -32,7 +32,11 @@ GENESIS_HASH = "0" * 64
 
 def record_hash(prev_hash: str, fields: Mapping[str, Any], key: bytes | None = None) -> str:
     """Hex SHA-256 (or HMAC-SHA256 when `key` is given) of prev_hash + canonical fields."""
-    message = prev_hash.encode("ascii") + canonical.dumps(fields).encode("utf-8")
+    return message_hash(prev_hash.encode("ascii") + canonical.dumps(fields).encode("utf-8"), key)
+
+
+def message_hash(message: bytes, key: bytes | None = None) -> str:
+    """Hex SHA-256 (or HMAC-SHA256 when `key` is given) of the hashed text of a record."""
     if key:
         return hmac.new(key, message, hashlib.sha256).hexdigest()
     return hashlib.sha256(message).hexdigest()

@@ -22,7 +22,6 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
-from service import canonical
 
 from . import chain
 from .base import SQLStore
@@ -58,15 +57,6 @@ def _autocommit(conn: psycopg.Connection):
             conn.autocommit = False
         else:
             conn.close()
-
-
-def _hashed_text_around_seq(record: StoredDecision) -> tuple[str, str]:
-    """The canonical text chain.record_hash hashes (after prev_hash), as the parts before and
-    after the seq number: with sorted keys, "seq" and "trace" are its last two members."""
-    fields = record.hashed_fields()
-    head = canonical.dumps({name: value for name, value in fields.items() if name not in ("seq", "trace")})
-    return head[:-1] + ',"seq":', ',"trace":' + record.trace_json + "}"
-
 
 
 class PostgresStore(ReleaseRecords, SQLStore):
@@ -162,7 +152,7 @@ class PostgresStore(ReleaseRecords, SQLStore):
         columns = [[] for _ in range(14)]
         rule_record, rule_id = [], []
         for n, record in enumerate(records, start=1):
-            before, after = _hashed_text_around_seq(record)
+            before, after = record.hashed_text or record.hashed_text_around_seq()
             for column, value in zip(columns, (
                     record.decision_id, record.application_id, record.ruleset_name, record.ruleset_version,
                     record.ruleset_sha256, record.outcome, record.as_of,

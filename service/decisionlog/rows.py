@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -46,6 +46,8 @@ class StoredDecision:
     hash: str | None = None
     indexed_rule_ids: tuple[str, ...] | None = None  # only when selected for verify
     integrity: dict[str, bool] | None = None  # only when read with its previous record's hash
+    # prepare_decision's hashed_text_around_seq(), made before the chain lock is taken
+    hashed_text: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_row(cls, row: tuple, indexed_rule_ids: list[str] | None = None) -> "StoredDecision":
@@ -58,9 +60,18 @@ class StoredDecision:
         return cls(*values, indexed_rule_ids=indexed)
 
     def chained(self, seq: int, prev_hash: str, key: bytes | None) -> "StoredDecision":
-        """This record placed at `seq` after a record hashed `prev_hash`, with its hash."""
-        linked = replace(self, seq=seq, prev_hash=prev_hash)
-        return replace(linked, hash=chain.record_hash(prev_hash, linked.hashed_fields(), key))
+        """This record placed at `seq` after a record hashed `prev_hash`, with its hash
+        (chain.record_hash of its hashed_fields, from the text prepared around the seq)."""
+        before, after = self.hashed_text or self.hashed_text_around_seq()
+        message = f"{prev_hash}{before}{seq}{after}".encode("utf-8")
+        return replace(self, seq=seq, prev_hash=prev_hash, hash=chain.message_hash(message, key))
+
+    def hashed_text_around_seq(self) -> tuple[str, str]:
+        """The canonical text chain.record_hash hashes (after prev_hash), as the parts before and
+        after the seq number: with sorted keys, "seq" and "trace" are its last two members."""
+        head = canonical.dumps({name: value for name, value in self.hashed_fields().items()
+                                if name not in ("seq", "trace")})
+        return head[:-1] + ',"seq":', ',"trace":' + self.trace_json + "}"
 
     def checked(self, previous_hash: str | None, key: bytes | None) -> "StoredDecision":
         """This record with `integrity` recomputed: its stored fields against its hash,
@@ -171,7 +182,7 @@ def prepare_decision(rec: NewDecision) -> StoredDecision:
         raise ValueError("fired_rules must be rule id strings")
     if not isinstance(rec.evaluated_at, dt.datetime):
         raise ValueError("evaluated_at must be a datetime")
-    return StoredDecision(
+    record = StoredDecision(
         seq=0,
         decision_id=rec.decision_id,
         application_id=rec.application_id,
@@ -186,6 +197,7 @@ def prepare_decision(rec: NewDecision) -> StoredDecision:
         response_json=rec.response_json if rec.response_json is not None else canonical.dumps(rec.response),
         trace_json=rec.trace_json if rec.trace_json is not None else canonical.dumps(rec.trace),
     )
+    return replace(record, hashed_text=record.hashed_text_around_seq())
 
 
 def _iso_date(value: str | dt.date) -> str:

@@ -3,6 +3,7 @@ is validated separately, by the schema built from the ruleset's declared input."
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -60,6 +61,47 @@ class EvaluateRequest(Schema):
     input = JsonObject(required=True)
     trace = StrictString(load_default="fired", validate=validate.OneOf(TRACE_LEVELS))
     dry_run = StrictBoolean(load_default=False)  # evaluate (a proposed version too), log nothing
+
+
+_APPLICATION_ID_RE = re.compile(r"^[\x21-\x7e]+$")
+_EVALUATE_FIELDS = frozenset(EvaluateRequest._declared_fields)
+_TRACE_LEVELS = frozenset(TRACE_LEVELS)
+
+
+def evaluate_request(data, schema: EvaluateRequest) -> dict:
+    """EvaluateRequest's load, with an accepting path written out: an envelope that is
+    certainly valid (the usual one) is checked in a few comparisons; anything else goes
+    to `schema`, which decides and words every problem. The output is what `schema` would
+    give (tests/schemas/test_envelope_fast.py holds the two equal, accepted and refused)."""
+    fast = _evaluate_fast(data)
+    return fast if fast is not None else load(schema, data)
+
+
+def _evaluate_fast(data) -> dict | None:
+    """The envelope EvaluateRequest would load from `data`, or None when not certainly valid.
+    The same checks as its fields, in the same form (the same regexes, `.match`)."""
+    if type(data) is not dict or not _EVALUATE_FIELDS.issuperset(data):
+        return None
+    ruleset, version = data.get("ruleset"), data.get("version")
+    application_id, body = data.get("application_id"), data.get("input")
+    trace, dry_run = data.get("trace", "fired"), data.get("dry_run", False)
+    if (type(ruleset) is not str or not RULESET_NAME_RE.match(ruleset)
+            or (version is not None and (type(version) is not str or not SEMVER_RE.match(version)))
+            or type(application_id) is not str or not 1 <= len(application_id) <= MAX_APPLICATION_ID_LENGTH
+            or not _APPLICATION_ID_RE.match(application_id)
+            or not isinstance(body, dict) or type(trace) is not str or trace not in _TRACE_LEVELS
+            or type(dry_run) is not bool):
+        return None
+    as_of = data.get("as_of")
+    if as_of is not None:
+        if type(as_of) is not str or len(as_of) != 10:
+            return None
+        try:
+            as_of = dt.date.fromisoformat(as_of)
+        except ValueError:
+            return None
+    return {"ruleset": ruleset, "version": version, "as_of": as_of, "application_id": application_id,
+            "input": body, "trace": trace, "dry_run": dry_run}
 
 
 class BatchRequest(Schema):

@@ -1,12 +1,14 @@
 """Integrity checked where records are read, file permissions, idempotency keys."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 
 import pytest
 
-from service.decisionlog import SQLITE_FILENAME, IdempotencyConflict, open_store
+from service.decisionlog import SQLITE_FILENAME, IdempotencyConflict, chain, open_store
+from service.decisionlog.rows import prepare_decision
 
 from .conftest import run_processes
 from .factories import BASE_TIME, make_decision
@@ -137,3 +139,17 @@ def test_concurrent_processes_with_one_key_log_once(target, store):
     assert sorted(results) == ["conflict"] * 3 + ["logged"]
     report = store.verify()
     assert report.ok and report.head["seq"] == 1
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32])
+@pytest.mark.parametrize("application_id", ["APP-1", None, "申请-\u2028-\"quoted\""])
+def test_chaining_from_the_prepared_text_is_the_record_hash(key, application_id):
+    """StoredDecision.chained hashes the text prepared before the chain lock; it must be the
+    hash of the record's hashed fields, which verify recomputes."""
+    record = prepare_decision(make_decision("d-1", application_id=application_id))
+    for seq, prev in ((1, chain.GENESIS_HASH), (10**12, "ab" * 32)):
+        placed = record.chained(seq, prev, key)
+        assert placed.hash == chain.record_hash(prev, placed.hashed_fields(), key)
+        assert (placed.seq, placed.prev_hash) == (seq, prev)
+        # the same without the prepared text (a record read back from the store)
+        assert placed == dataclasses.replace(record, hashed_text=None).chained(seq, prev, key)

@@ -41,7 +41,7 @@ def test_the_server_chains_and_verify_agrees_with_its_hashes(pg, monkeypatch):
 
 def test_the_text_sent_around_seq_is_exactly_the_hashed_text(pg):
     record = prepare_decision(make_decision("t1", trace={"seq": 5, "x": "\"seq\":7"}))
-    before, after = postgres._hashed_text_around_seq(record)
+    before, after = record.hashed_text_around_seq()
     placed = record.chained(123, "f" * 64, None)
     assert before + "123" + after == canonical.dumps(placed.hashed_fields())
 
