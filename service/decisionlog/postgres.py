@@ -22,8 +22,6 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
-
-from . import chain
 from .base import SQLStore
 from .chain import to_utc
 from .pool import ConnectionPool, PoolClosed
@@ -179,10 +177,11 @@ class PostgresStore(ReleaseRecords, SQLStore):
             return already
         placed = []
         for record, (seq, prev_hash, hash_) in zip(records, rows):
-            record = replace(record, seq=seq, prev_hash=prev_hash, hash=hash_)
-            # The server's hash must be the one verify computes; a database whose text is not
-            # UTF-8 underneath would break it, so say so now rather than at the next audit.
-            if chain.record_hash(prev_hash, record.hashed_fields()) != hash_:
+            # The server's hash must be the one verify computes (chained: chain.record_hash, from
+            # the text prepared for the append); a database whose text is not UTF-8 underneath
+            # would break it, so say so now rather than at the next audit.
+            record = record.chained(seq, prev_hash, None)
+            if record.hash != hash_:
                 raise StoreUnavailable(f"decision log (PostgreSQL): the database hashed record {seq} "
                                        "differently from the service (is the database UTF8?); run verify")
             placed.append(record)

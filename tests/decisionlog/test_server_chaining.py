@@ -4,11 +4,13 @@ where the server cannot (an HMAC key, idempotency keys), and a retried statement
 committed meets its own rows instead of failing."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from service import canonical
-from service.decisionlog import base, postgres
-from service.decisionlog.rows import prepare_decision
+from service.decisionlog import StoreUnavailable, base, postgres
+from service.decisionlog.rows import StoredDecision, prepare_decision
 
 from .factories import make_decision
 
@@ -100,3 +102,16 @@ def test_a_real_duplicate_id_is_still_refused(pg):
     with pytest.raises(DuplicateDecision):
         store.append_decision(make_decision("dup", outcome="DECLINE"))
     assert store.verify().ok
+
+
+def test_a_server_hash_unlike_the_services_is_refused_not_answered(pg, monkeypatch):
+    """If the database hashed other bytes than the service would (a non-UTF8 database), the
+    append fails with 503 now instead of leaving a chain verify rejects at the next audit."""
+    store = pg.open()
+    chained = StoredDecision.chained
+
+    def other_text(self, seq, prev_hash, key):
+        return dataclasses.replace(chained(self, seq, prev_hash, key), hash="0" * 64)
+    monkeypatch.setattr(StoredDecision, "chained", other_text)
+    with pytest.raises(StoreUnavailable, match="is the database UTF8"):
+        store.append_decision(make_decision("u1"))
