@@ -160,9 +160,19 @@ class StoredDecision:
     def to_logged(self, appended: "NewDecision | None" = None) -> LoggedDecision:
         """The full record; right after an append, the caller's own payloads are reused
         instead of parsing back the texts just written."""
-        summary = self.to_summary()
         return LoggedDecision(
-            **{name: getattr(summary, name) for name in DecisionSummary.__dataclass_fields__},
+            seq=self.seq,
+            decision_id=self.decision_id,
+            application_id=self.application_id,
+            ruleset_name=self.ruleset_name,
+            ruleset_version=self.ruleset_version,
+            ruleset_sha256=self.ruleset_sha256,
+            outcome=self.outcome,
+            as_of=self.as_of,
+            evaluated_at=parse_timestamp_text(self.evaluated_at),
+            # prepare_decision wrote fired_rules_json from exactly this list of strings
+            fired_rules=list(appended.fired_rules) if appended else self.fired_rules(),
+            integrity=self.integrity,
             request=appended.request if appended else canonical.loads(self.request_json),
             response=appended.response if appended else canonical.loads(self.response_json),
             trace=appended.trace if appended else canonical.loads(self.trace_json),

@@ -153,3 +153,12 @@ def test_chaining_from_the_prepared_text_is_the_record_hash(key, application_id)
         assert (placed.seq, placed.prev_hash) == (seq, prev)
         # the same without the prepared text (a record read back from the store)
         assert placed == dataclasses.replace(record, hashed_text=None).chained(seq, prev, key)
+
+
+def test_the_record_answered_after_an_append_is_the_one_read_back():
+    """to_logged(appended) reuses the caller's payloads and fired rules instead of parsing
+    the texts just written; it must be the record a later read returns."""
+    rec = make_decision("d-2", fired_rules=["B-2", "A-1", "B-2"])
+    placed = prepare_decision(rec).chained(7, chain.GENESIS_HASH, None)
+    assert placed.to_logged(rec) == placed.to_logged()
+    assert placed.to_logged(rec).fired_rules == ["B-2", "A-1", "B-2"]
