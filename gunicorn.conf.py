@@ -1,7 +1,7 @@
 """gunicorn settings, read automatically by `gunicorn 'service.wsgi:app'` from this directory.
 
 Threaded workers (service/serving.py): the main thread of each worker polls connections
-and a pool of GUNICORN_THREADS (16) threads reads and answers them, so a slow client holds
+and a pool of GUNICORN_THREADS (24) threads reads and answers them, so a slow client holds
 one thread, not a whole worker; reading one request must finish within
 REQUEST_READ_TIMEOUT (15) seconds (then 408). Evaluations still run one at a time per
 process: durable_rules' C extension holds the GIL and keeps per-process state, and
@@ -32,7 +32,10 @@ except ConfigError as exc:
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "service.serving.BoundedThreadWorker"
-threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+# 24, not 16: while some threads of a worker wait for the log's shared commit, the others
+# keep evaluating (interleaved HTTP runs at 100 connections, three pairs: decisions/s
+# +1 to +10 %, decisions/no-op 0.265 -> 0.282; 32 gave nothing more). BENCHMARKS.md.
+threads = int(os.environ.get("GUNICORN_THREADS", "24"))
 worker_connections = 1000
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
