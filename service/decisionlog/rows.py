@@ -143,42 +143,27 @@ class StoredDecision:
         )
 
     def to_summary(self) -> DecisionSummary:
-        return DecisionSummary(
-            seq=self.seq,
-            decision_id=self.decision_id,
-            application_id=self.application_id,
-            ruleset_name=self.ruleset_name,
-            ruleset_version=self.ruleset_version,
-            ruleset_sha256=self.ruleset_sha256,
-            outcome=self.outcome,
-            as_of=self.as_of,
-            evaluated_at=parse_timestamp_text(self.evaluated_at),
-            fired_rules=self.fired_rules(),
-            integrity=self.integrity,
-        )
+        return DecisionSummary(**self._summary_fields(self.fired_rules()))
 
     def to_logged(self, appended: "NewDecision | None" = None) -> LoggedDecision:
         """The full record; right after an append, the caller's own payloads are reused
-        instead of parsing back the texts just written."""
+        instead of parsing back the texts just written (prepare_decision wrote
+        fired_rules_json from exactly its list of strings)."""
         return LoggedDecision(
-            seq=self.seq,
-            decision_id=self.decision_id,
-            application_id=self.application_id,
-            ruleset_name=self.ruleset_name,
-            ruleset_version=self.ruleset_version,
-            ruleset_sha256=self.ruleset_sha256,
-            outcome=self.outcome,
-            as_of=self.as_of,
-            evaluated_at=parse_timestamp_text(self.evaluated_at),
-            # prepare_decision wrote fired_rules_json from exactly this list of strings
-            fired_rules=list(appended.fired_rules) if appended else self.fired_rules(),
-            integrity=self.integrity,
+            **self._summary_fields(list(appended.fired_rules) if appended else self.fired_rules()),
             request=appended.request if appended else canonical.loads(self.request_json),
             response=appended.response if appended else canonical.loads(self.response_json),
             trace=appended.trace if appended else canonical.loads(self.trace_json),
             prev_hash=self.prev_hash,
             hash=self.hash,
         )
+
+    def _summary_fields(self, fired_rules: list[str]) -> dict:
+        return {"seq": self.seq, "decision_id": self.decision_id, "application_id": self.application_id,
+                "ruleset_name": self.ruleset_name, "ruleset_version": self.ruleset_version,
+                "ruleset_sha256": self.ruleset_sha256, "outcome": self.outcome, "as_of": self.as_of,
+                "evaluated_at": parse_timestamp_text(self.evaluated_at), "fired_rules": fired_rules,
+                "integrity": self.integrity}
 
 
 def prepare_decision(rec: NewDecision) -> StoredDecision:
