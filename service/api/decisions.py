@@ -8,11 +8,10 @@ from service.api.errors import problem_body
 from service.api.http import caller_identity, caller_name, json_body, json_response, require
 from service.decisions import Idempotency
 from service.errors import InvalidRequest, Problem, ServiceError, StorageUnavailable
-from service.schemas.api import BatchRequest, EvaluateRequest, evaluate_request, load
+from service.schemas.api import BatchRequest, evaluate_request, load
 
 bp = Blueprint("decisions", __name__)
 
-_evaluate_schema = EvaluateRequest()
 _batch_schema = BatchRequest()
 
 
@@ -38,7 +37,7 @@ def _idempotency(key, path: str, raw_request: dict) -> Idempotency | None:
 @require("evaluate")
 def evaluate():
     body = json_body()
-    request = evaluate_request(body, _evaluate_schema)
+    request = evaluate_request(body)
     idempotency = _idempotency(http_request.headers.get("Idempotency-Key"), "Idempotency-Key", body)
     response = Response(_service().decide(request, body, idempotency, caller_name()), mimetype="application/json")
     if idempotency is not None and idempotency.replayed:
@@ -65,7 +64,7 @@ def evaluate_batch():
                 raise InvalidRequest("an item must be a JSON object", [Problem("invalid_request", "", "must be an object")])
             fields = {k: v for k, v in item.items() if k != "idempotency_key"}
             idempotency = _idempotency(item.get("idempotency_key"), "idempotency_key", item)
-            request = evaluate_request(fields, _evaluate_schema)
+            request = evaluate_request(fields)
             decision = RawJSON(_service().decide(request, item, idempotency, caller_name()))
         except StorageUnavailable:
             # docs/api-contract.md: logged items keep their decisions; this one and the rest answer 503.

@@ -150,7 +150,7 @@ class PostgresStore(ReleaseRecords, SQLStore):
         columns = [[] for _ in range(14)]
         rule_record, rule_id = [], []
         for n, record in enumerate(records, start=1):
-            before, after = record.hashed_text or record.hashed_text_around_seq()
+            before, after = record.hashed_text_around_seq()
             for column, value in zip(columns, (
                     record.decision_id, record.application_id, record.ruleset_name, record.ruleset_version,
                     record.ruleset_sha256, record.outcome, record.as_of,

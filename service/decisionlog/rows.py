@@ -62,13 +62,16 @@ class StoredDecision:
     def chained(self, seq: int, prev_hash: str, key: bytes | None) -> "StoredDecision":
         """This record placed at `seq` after a record hashed `prev_hash`, with its hash
         (chain.record_hash of its hashed_fields, from the text prepared around the seq)."""
-        before, after = self.hashed_text or self.hashed_text_around_seq()
+        before, after = self.hashed_text_around_seq()
         message = f"{prev_hash}{before}{seq}{after}".encode("utf-8")
         return replace(self, seq=seq, prev_hash=prev_hash, hash=chain.message_hash(message, key))
 
     def hashed_text_around_seq(self) -> tuple[str, str]:
         """The canonical text chain.record_hash hashes (after prev_hash), as the parts before and
-        after the seq number: with sorted keys, "seq" and "trace" are its last two members."""
+        after the seq number: with sorted keys, "seq" and "trace" are its last two members.
+        Made once, by prepare_decision; a record read back makes it again."""
+        if self.hashed_text is not None:
+            return self.hashed_text
         head = canonical.dumps({name: value for name, value in self.hashed_fields().items()
                                 if name not in ("seq", "trace")})
         return head[:-1] + ',"seq":', ',"trace":' + self.trace_json + "}"

@@ -11,7 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from service.contract import MAX_ITEMS_PER_REQUEST, TRACE_LEVELS
 from service.errors import InvalidRequest, Problem
 from service.identifiers import MAX_APPLICATION_ID_LENGTH, RULESET_NAME_RE, SEMVER_RE
-from service.schemas.ruleset_input import StrictDate, _flatten
+from service.schemas.ruleset_input import StrictDate, _flatten, iso_date
 
 
 class StrictString(fields.String):
@@ -47,6 +47,9 @@ class Share(fields.Field):
         return value
 
 
+_APPLICATION_ID_RE = re.compile(r"^[\x21-\x7e]+$")
+
+
 class EvaluateRequest(Schema):
     class Meta:
         unknown = RAISE
@@ -57,24 +60,24 @@ class EvaluateRequest(Schema):
     as_of = StrictDate(load_default=None, allow_none=True)
     application_id = StrictString(required=True, validate=[
         validate.Length(min=1, max=MAX_APPLICATION_ID_LENGTH),
-        validate.Regexp(r"^[\x21-\x7e]+$", error="printable ASCII without spaces")])
+        validate.Regexp(_APPLICATION_ID_RE, error="printable ASCII without spaces")])
     input = JsonObject(required=True)
     trace = StrictString(load_default="fired", validate=validate.OneOf(TRACE_LEVELS))
     dry_run = StrictBoolean(load_default=False)  # evaluate (a proposed version too), log nothing
 
 
-_APPLICATION_ID_RE = re.compile(r"^[\x21-\x7e]+$")
+_EVALUATE_SCHEMA = EvaluateRequest()
 _EVALUATE_FIELDS = frozenset(EvaluateRequest._declared_fields)
 _TRACE_LEVELS = frozenset(TRACE_LEVELS)
 
 
-def evaluate_request(data, schema: EvaluateRequest) -> dict:
+def evaluate_request(data) -> dict:
     """EvaluateRequest's load, with an accepting path written out: an envelope that is
     certainly valid (the usual one) is checked in a few comparisons; anything else goes
-    to `schema`, which decides and words every problem. The output is what `schema` would
-    give (tests/schemas/test_envelope_fast.py holds the two equal, accepted and refused)."""
+    to the schema, which decides and words every problem. The output is what the schema
+    would give (tests/schemas/test_envelope_fast.py holds the two equal, accepted and refused)."""
     fast = _evaluate_fast(data)
-    return fast if fast is not None else load(schema, data)
+    return fast if fast is not None else load(_EVALUATE_SCHEMA, data)
 
 
 def _evaluate_fast(data) -> dict | None:
@@ -94,11 +97,8 @@ def _evaluate_fast(data) -> dict | None:
         return None
     as_of = data.get("as_of")
     if as_of is not None:
-        if type(as_of) is not str or len(as_of) != 10:
-            return None
-        try:
-            as_of = dt.date.fromisoformat(as_of)
-        except ValueError:
+        as_of = iso_date(as_of)
+        if as_of is None:
             return None
     return {"ruleset": ruleset, "version": version, "as_of": as_of, "application_id": application_id,
             "input": body, "trace": trace, "dry_run": dry_run}

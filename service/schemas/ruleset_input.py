@@ -95,14 +95,22 @@ class StrictEnum(fields.Field):
         return value
 
 
+def iso_date(value) -> dt.date | None:
+    """The date a YYYY-MM-DD string names; None for anything else (the one rule for every date field)."""
+    if type(value) is not str or len(value) != 10:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 class StrictDate(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
-        if type(value) is not str or len(value) != 10:
+        date = iso_date(value)
+        if date is None:
             raise ValidationError("must be a date YYYY-MM-DD")
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            raise ValidationError("must be a date YYYY-MM-DD") from None
+        return date
 
 
 def _field_for(spec: FieldSpec) -> fields.Field:
@@ -223,12 +231,10 @@ def _fast_for(t: TypeSpec):
         return enum
     if kind == "date":
         def date(value):
-            if type(value) is not str or len(value) != 10:
+            parsed = iso_date(value)
+            if parsed is None:
                 raise _Unsure
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                raise _Unsure from None
+            return parsed
         return date
     if kind == "object":
         return _fast_object(t)

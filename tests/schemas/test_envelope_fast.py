@@ -30,7 +30,7 @@ def _outcome(raw):
 
 def _fast_outcome(raw):
     try:
-        return "ok", repr(evaluate_request(raw, SCHEMA))
+        return "ok", repr(evaluate_request(raw))
     except InvalidRequest as exc:
         return "refused", exc.message, [(p.path, p.message) for p in exc.problems]
 
