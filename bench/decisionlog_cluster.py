@@ -1,7 +1,7 @@
 """Logged decisions per second with 1, 2 and 4 instances sharing one PostgreSQL decision
 log, with 1 ms of injected latency each way between every instance and the database.
 
-    python bench/decisionlog_cluster.py [--seconds 10] [--threads 8] [--delay-ms 1]
+    python bench/decisionlog_cluster.py [--seconds 10] [--threads 8] [--delay-ms 1] [--instances 1,2,4] [--out FILE]
 
 An "instance" is a process with its own Store (as a gunicorn instance has), appending
 from `--threads` threads (its concurrent requests); every append returns only after
@@ -11,6 +11,11 @@ is verified (gapless, intact). Each run also records how long an append takes un
 its commit (p50/p99 over every append; bench/plot_cluster.py plots them). Runs each
 instance count with group commit on (the store's default) and off (one transaction per
 decision, the previous behaviour).
+
+Each run also says where the machine's CPU went (`cpu`: µs per append spent by the
+instances, PostgreSQL's processes and the proxy, and the share left idle, from /proc) and
+how long `chain_append` ran (`chain_append`: pg_stat_user_functions, waiting for the chain
+lock included): whether the instances wait on the log or on the machine.
 
 PostgreSQL: TEST_DATABASE_URL (a server where we may CREATE DATABASE), else a throwaway
 cluster (tests/decisionlog/pgserver.py). Writes bench/results/decisionlog_cluster.json.
@@ -131,7 +136,41 @@ def _percentile_ms(sorted_seconds: list[float], q: float) -> float | None:
     return round(sorted_seconds[min(len(sorted_seconds) - 1, int(q * len(sorted_seconds)))] * 1000, 2)
 
 
-def measure(url: str, instances: int, threads: int, seconds: float, group_commit: bool) -> dict:
+def cpu_snapshot() -> tuple[dict[int, tuple[str, int]], list[int]]:
+    """Every process's CPU ticks so far (with its command name), and the machine's."""
+    ticks = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                    head, tail = stat.read().rsplit(")", 1)
+            except OSError:
+                continue
+            fields = tail.split()
+            ticks[int(entry)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
+    with open("/proc/stat", encoding="ascii") as stat:
+        machine = [int(x) for x in stat.readline().split()[1:9]]
+    return ticks, machine
+
+
+def cpu_split(before, after, instance_pids: set[int], proxy_pid: int | None, appends: int) -> dict:
+    """Where the machine's CPU went during a run: µs per append for the instances, PostgreSQL
+    (its backends), the delay proxy and everything else, and the share left idle."""
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    spent = {"instances": 0, "postgres": 0, "proxy": 0, "other": 0}
+    for pid, (name, ticks) in after[0].items():
+        used = ticks - before[0].get(pid, (name, 0))[1]
+        kind = ("instances" if pid in instance_pids else "proxy" if pid == proxy_pid
+                else "postgres" if name == "postgres" else "other")
+        spent[kind] += used
+    machine = [a - b for a, b in zip(after[1], before[1])]
+    return {"us_per_append": {kind: round(ticks * tick_us / max(1, appends)) for kind, ticks in spent.items()},
+            "machine_idle_pct": round(100 * (machine[3] + machine[4]) / max(1, sum(machine)), 1),
+            "machine_steal_pct": round(100 * machine[7] / max(1, sum(machine)), 1)}
+
+
+def measure(url: str, instances: int, threads: int, seconds: float, group_commit: bool,
+            proxy_pid: int | None = None) -> dict:
     from service.decisionlog import open_store
 
     context = multiprocessing.get_context("spawn")
@@ -141,7 +180,10 @@ def measure(url: str, instances: int, threads: int, seconds: float, group_commit
     for process in processes:
         process.start()
     time.sleep(3)  # let every instance connect and warm up
+    before = cpu_snapshot()
     start.set()
+    time.sleep(seconds)
+    after = cpu_snapshot()
     counts, latencies = [], []
     for _ in processes:
         count, times = results.get(timeout=seconds + 120)
@@ -156,7 +198,8 @@ def measure(url: str, instances: int, threads: int, seconds: float, group_commit
     return {"instances": instances, "threads_per_instance": threads, "group_commit": group_commit,
             "logged": sum(counts), "per_second": round(sum(counts) / seconds, 1),
             "append_p50_ms": _percentile_ms(latencies, 0.50), "append_p99_ms": _percentile_ms(latencies, 0.99),
-            "chain_ok": report.ok, "chain_gapless_records": report.checked}
+            "chain_ok": report.ok, "chain_gapless_records": report.checked,
+            "cpu": cpu_split(before, after, {process.pid for process in processes}, proxy_pid, sum(counts))}
 
 
 def main() -> None:
@@ -165,6 +208,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--delay-ms", type=float, default=1.0)
     parser.add_argument("--instances", default="1,2,4")
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
     import psycopg
@@ -191,13 +235,19 @@ def main() -> None:
                 name = f"bench_cluster_{uuid.uuid4().hex[:10]}"
                 with psycopg.connect(admin_url, autocommit=True) as conn:
                     conn.execute(f'CREATE DATABASE "{name}"')
+                    # How long chain_append ran (it holds the chain lock): pg_stat_user_functions.
+                    try:  # (a superuser's setting: without it the run just reports null)
+                        conn.execute(f"ALTER DATABASE \"{name}\" SET track_functions = 'pl'")
+                    except psycopg.errors.InsufficientPrivilege:
+                        pass
                 db_url = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy_port}",
                                                    path="/" + name))
                 from service.decisionlog import open_store
                 store = open_store(db_url, "/nonexistent")
                 store.migrate()
                 store.close()
-                run = measure(db_url, instances, args.threads, args.seconds, group_commit)
+                run = measure(db_url, instances, args.threads, args.seconds, group_commit, proxy.pid)
+                run["chain_append"] = chain_append_time(urlunsplit(parts._replace(path="/" + name)), args.seconds)
                 print(json.dumps(run), flush=True)
                 runs.append(run)
                 with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -220,9 +270,26 @@ def main() -> None:
         "scaling_group_commit": {"2_over_1": ratio(True, 2), "4_over_1": ratio(True, 4)},
         "scaling_one_transaction_per_decision": {"2_over_1": ratio(False, 2), "4_over_1": ratio(False, 4)},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["scaling_group_commit"]), json.dumps(result["scaling_one_transaction_per_decision"]))
+
+
+def chain_append_time(url: str, seconds: float) -> dict | None:
+    """Calls of chain_append and the share of the run it was running (waiting for the chain
+    lock included): near 100 % would mean the log itself serialises the instances."""
+    import psycopg
+
+    time.sleep(1)  # backends report function statistics when their transaction ends (<= 1 s)
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT calls, total_time FROM pg_stat_user_functions "
+                           "WHERE funcname = 'chain_append'").fetchone()
+    if row is None:
+        return None
+    calls, total_ms = row
+    return {"calls": calls, "ms_per_call": round(total_ms / max(1, calls), 3),
+            "running_pct_of_run": round(100 * total_ms / 1000 / seconds, 1)}
 
 
 def _free_port() -> int:

@@ -83,7 +83,9 @@ def main() -> int:
                 noop = run_wrk(server.url + "/healthz", args.seconds, args.connections, 2, None)
                 decisions = run_wrk(server.url + "/v1/decisions", args.seconds, args.connections, 2, str(script))
                 rounds[spec].append({"noop": noop["requests_per_second"], "decisions": decisions["requests_per_second"],
-                                     "errors": sum(r["non_2xx"] + r["socket_errors"] for r in (noop, decisions))})
+                                     "errors": sum(r["non_2xx"] + r["socket_errors"] for r in (noop, decisions)),
+                                     "idle_pct": {"noop": noop["machine"]["idle_pct"],
+                                                  "decisions": decisions["machine"]["idle_pct"]}})
     report = {"benchmark": "HTTP A/B, servers side by side, wrk rounds in turn", "connections": args.connections,
               "seconds_per_run": args.seconds,
               "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
@@ -93,11 +95,13 @@ def main() -> int:
                    "decisions_per_second": statistics.median(r["decisions"] for r in runs),
                    "noop_per_second": statistics.median(r["noop"] for r in runs),
                    "decision_throughput_vs_noop": round(statistics.median(r["decisions"] / r["noop"] for r in runs), 3),
-                   "errors": sum(r["errors"] for r in runs), "rounds": runs}
+                   "errors": sum(r["errors"] for r in runs),
+                   "idle_pct": {kind: statistics.median(r["idle_pct"][kind] for r in runs) for kind in ("noop", "decisions")},
+                   "rounds": runs}
         report["servers"].append(summary)
         print(f"{summary['spec']:45s} decisions {summary['decisions_per_second']:7,.0f}/s  no-op "
               f"{summary['noop_per_second']:7,.0f}/s  ratio {summary['decision_throughput_vs_noop']:.3f}  "
-              f"errors {summary['errors']}")
+              f"errors {summary['errors']}  idle {summary['idle_pct']['noop']:.0f}%/{summary['idle_pct']['decisions']:.0f}%")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0

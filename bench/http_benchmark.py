@@ -68,14 +68,25 @@ def parse_wrk(text: str) -> dict:
     return out
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far, in ticks: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        return [int(x) for x in stat.readline().split()[1:9]]
+
+
 def run_wrk(url: str, seconds: int, connections: int, threads: int, script: str | None) -> dict:
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
         cmd += ["-s", script]
+    before = cpu_times()
     proc = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60)
+    spent = [after - b for after, b in zip(cpu_times(), before)]
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr or proc.stdout)
-    return {"command": " ".join(cmd + [url]), **parse_wrk(proc.stdout), "raw": proc.stdout}
+    # Whether the server (and wrk) kept the machine busy: idle + iowait, and steal (the VM's host).
+    machine = {"idle_pct": round(100 * (spent[3] + spent[4]) / max(1, sum(spent)), 1),
+               "steal_pct": round(100 * spent[7] / max(1, sum(spent)), 1)}
+    return {"command": " ".join(cmd + [url]), **parse_wrk(proc.stdout), "machine": machine, "raw": proc.stdout}
 
 
 def main() -> int:
