@@ -41,6 +41,22 @@ def test_the_server_chains_and_verify_agrees_with_its_hashes(pg, monkeypatch):
     assert store.search_decisions(rule_id="A-1", limit=100)[0]  # the fired-rule index rows are there
 
 
+def test_one_statement_chains_a_large_batch_in_order_after_what_is_there(pg, monkeypatch):
+    """Every record of a batch comes back in the order sent, numbered after the head, each
+    hashed after the one before (verify agrees), its fired rules indexed."""
+    store = pg.open()
+    store.append_decision(make_decision("first"))
+    _client_chaining_refused(monkeypatch)
+    batch = [(prepare_decision(make_decision(f"b{n}", fired_rules=[f"R-{n % 5}", "R-X"])), None) for n in range(40)]
+    placed = store._chain_batch(batch)
+    assert [r.decision_id for r in placed] == [record.decision_id for record, _ in batch]
+    assert [r.seq for r in placed] == list(range(2, 42))
+    assert all(b.prev_hash == a.hash for a, b in zip(placed, placed[1:]))
+    report = store.verify()
+    assert report.ok and report.checked == 41, report.first_problem
+    assert {r.decision_id for r in store.search_decisions(rule_id="R-3", limit=100)[0]} == {"b3", "b8", "b13", "b18", "b23", "b28", "b33", "b38"}
+
+
 def test_the_text_sent_around_seq_is_exactly_the_hashed_text(pg):
     record = prepare_decision(make_decision("t1", trace={"seq": 5, "x": "\"seq\":7"}))
     before, after = record.hashed_text_around_seq()
