@@ -38,6 +38,8 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_times, idle_and_steal  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "decisionlog_cluster.json"
 
 
@@ -148,9 +150,7 @@ def cpu_snapshot() -> tuple[dict[int, tuple[str, int]], list[int]]:
                 continue
             fields = tail.split()
             ticks[int(entry)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
-    with open("/proc/stat", encoding="ascii") as stat:
-        machine = [int(x) for x in stat.readline().split()[1:9]]
-    return ticks, machine
+    return ticks, cpu_times()
 
 
 def cpu_split(before, after, instance_pids: set[int], proxy_pid: int | None, appends: int) -> dict:
@@ -163,10 +163,9 @@ def cpu_split(before, after, instance_pids: set[int], proxy_pid: int | None, app
         kind = ("instances" if pid in instance_pids else "proxy" if pid == proxy_pid
                 else "postgres" if name == "postgres" else "other")
         spent[kind] += used
-    machine = [a - b for a, b in zip(after[1], before[1])]
+    machine = idle_and_steal(before[1], after[1])
     return {"us_per_append": {kind: round(ticks * tick_us / max(1, appends)) for kind, ticks in spent.items()},
-            "machine_idle_pct": round(100 * (machine[3] + machine[4]) / max(1, sum(machine)), 1),
-            "machine_steal_pct": round(100 * machine[7] / max(1, sum(machine)), 1)}
+            "machine_idle_pct": machine["idle_pct"], "machine_steal_pct": machine["steal_pct"]}
 
 
 def measure(url: str, instances: int, threads: int, seconds: float, group_commit: bool,

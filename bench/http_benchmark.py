@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_times, idle_and_steal  # noqa: E402
 from service import canonical  # noqa: E402
 from tests.engine.samples import sample_inputs  # noqa: E402
 from tests.server import GunicornServer  # noqa: E402
@@ -68,24 +69,15 @@ def parse_wrk(text: str) -> dict:
     return out
 
 
-def cpu_times() -> list[int]:
-    """The machine's CPU time so far, in ticks: user nice system idle iowait irq softirq steal."""
-    with open("/proc/stat", encoding="ascii") as stat:
-        return [int(x) for x in stat.readline().split()[1:9]]
-
-
 def run_wrk(url: str, seconds: int, connections: int, threads: int, script: str | None) -> dict:
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
         cmd += ["-s", script]
     before = cpu_times()
     proc = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60)
-    spent = [after - b for after, b in zip(cpu_times(), before)]
+    machine = idle_and_steal(before, cpu_times())  # did the server (and wrk) keep the machine busy?
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr or proc.stdout)
-    # Whether the server (and wrk) kept the machine busy: idle + iowait, and steal (the VM's host).
-    machine = {"idle_pct": round(100 * (spent[3] + spent[4]) / max(1, sum(spent)), 1),
-               "steal_pct": round(100 * spent[7] / max(1, sum(spent)), 1)}
     return {"command": " ".join(cmd + [url]), **parse_wrk(proc.stdout), "machine": machine, "raw": proc.stdout}
 
 
