@@ -101,7 +101,7 @@ def post_worker_init(worker):
     # the permanent generation, so a full collection scans only what requests allocate.
     # Without this a full collection of a worker took ~150 ms (p50; 188 max) holding the
     # GIL, and when that worker held the log's write turn every worker waited for it
-    # (BENCHMARKS.md, 2026-12-02, "GC pauses"). No gc.collect() first: it would add
+    # (BENCHMARKS.md, "2026-12-02, afternoon"). No gc.collect() first: it would add
     # ~0.4 s to a worker's start, to save the little garbage frozen with the rest.
     gc.freeze()
     # A young collection every 10,000 net allocations instead of 700: nearly everything a

@@ -33,8 +33,6 @@ from .spool import Spool
 from .store import DuplicateDecision, IdempotencyConflict, StoreError, StoreUnavailable
 
 BUSY_TIMEOUT_S = 10.0
-# Bound parameters per statement: SQLite's limit is 32,766 since 3.32 (999 before).
-_MAX_VARIABLES = 999 if sqlite3.sqlite_version_info < (3, 32, 0) else 32_766
 
 T = TypeVar("T")
 
@@ -313,8 +311,11 @@ class SQLiteStore(ReleaseRecords, SQLStore):
         # of the GIL around every row's step, and each time this thread (which holds the
         # write turn every worker waits for) has to win the GIL back from the threads
         # evaluating. A batch of 10 decisions is 2 steps instead of ~140.
+        if not rows:
+            return
         head, values = sql.split(" VALUES ", 1)
-        per_statement = max(1, _MAX_VARIABLES // len(rows[0])) if rows else 1
+        # as many rows per statement as the connection's limit on bound parameters allows
+        per_statement = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(rows[0]))
         for start in range(0, len(rows), per_statement):
             chunk = rows[start:start + per_statement]
             conn.execute(f"{head} VALUES {', '.join([values] * len(chunk))}",

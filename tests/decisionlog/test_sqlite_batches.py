@@ -1,11 +1,14 @@
 """SQLite inserts a batch's rows with one INSERT per table (many VALUES rows), split into
-several statements when the rows would bind more parameters than SQLite allows."""
+several statements when the rows would bind more parameters than the connection allows."""
 from __future__ import annotations
+
+import sqlite3
 
 import pytest
 
-from service.decisionlog import DuplicateDecision, sqlite as sqlite_store
+from service.decisionlog import DuplicateDecision
 from service.decisionlog.rows import prepare_decision
+from service.decisionlog.sqlite import SQLiteStore
 
 from .factories import make_decision
 
@@ -17,11 +20,23 @@ def lite(target):
     return target
 
 
+def _limit_variables(monkeypatch, limit: int) -> None:
+    """Every connection the store opens binds at most `limit` parameters per statement (an
+    INSERT binding more fails with "too many SQL variables")."""
+    connect = SQLiteStore._connect
+
+    def limited(self):
+        conn = connect(self)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+        return conn
+    monkeypatch.setattr(SQLiteStore, "_connect", limited)
+
+
 @pytest.mark.parametrize("max_variables", [32_766, 31, 15])
 def test_a_batch_split_over_several_statements_is_stored_whole(lite, monkeypatch, max_variables):
     # 31 variables: 2 decisions (15 columns each) and 15 fired-rule rows per statement;
     # 15: one decision per statement.
-    monkeypatch.setattr(sqlite_store, "_MAX_VARIABLES", max_variables)
+    _limit_variables(monkeypatch, max_variables)
     store = lite.open()
     batch = [(prepare_decision(make_decision(f"m{n}", fired_rules=[f"R-{k}" for k in range(n % 4 + 1)])), None)
              for n in range(7)]
@@ -35,7 +50,7 @@ def test_a_batch_split_over_several_statements_is_stored_whole(lite, monkeypatch
 
 
 def test_a_duplicate_id_in_a_split_batch_fails_the_whole_batch(lite, monkeypatch):
-    monkeypatch.setattr(sqlite_store, "_MAX_VARIABLES", 31)
+    _limit_variables(monkeypatch, 31)
     store = lite.open()
     store.append_decision(make_decision("taken"))
     batch = [(prepare_decision(make_decision(name)), None) for name in ("d1", "d2", "d3", "taken")]
