@@ -155,6 +155,10 @@ def test_served_openapi_yaml_is_the_file(server):
 # which documented response was exercised.
 
 
+# An impact job over every logged decision.
+WHOLE_LOG = {"logged_from": "2020-01-01T00:00:00Z", "logged_to": "2100-01-01T00:00:00Z"}
+
+
 @pytest.fixture(scope="module")
 def world(server, admin):
     """A decision in the log, and a ruleset `contract-demo` with versions 1.0.0 and 1.1.0."""
@@ -163,8 +167,7 @@ def world(server, admin):
     assert decided.status_code == 200, decided.text
     publish(admin, toy_yaml("contract-demo", "1.0.0"))
     publish(admin, toy_v2_yaml("contract-demo", "1.1.0"))
-    period = {"logged_from": "2020-01-01T00:00:00Z", "logged_to": "2100-01-01T00:00:00Z"}
-    done = admin.post("/v1/rulesets/toy/impact", json={"from": "1.0.0", "to": "1.0.0", **period})
+    done = admin.post("/v1/rulesets/toy/impact", json={"from": "1.0.0", "to": "1.0.0", **WHOLE_LOG})
     assert done.status_code == 202, done.text
     assert wait_for_job(admin.get, done.json()["id"])["status"] == "done"
     return {"decision_id": decided.json()["decision_id"], "job_id": done.json()["id"]}
@@ -346,8 +349,7 @@ def _release_scenarios(queued_job: str) -> list[tuple[str, str, str, dict, int]]
 def test_real_responses_of_every_operation_match_openapi(server, world, four_eyes_server, admin):
     exercised: dict[tuple[str, str], set[int]] = {}
     # A job on the server without a runner: it is still queued when it is cancelled, whatever the timing.
-    period = {"logged_from": "2020-01-01T00:00:00Z", "logged_to": "2100-01-01T00:00:00Z"}
-    queued = Client(four_eyes_server.url, ALL).post("/v1/rulesets/toy/impact", json={"from": "1.0.0", "to": "1.0.0", **period})
+    queued = Client(four_eyes_server.url, ALL).post("/v1/rulesets/toy/impact", json={"from": "1.0.0", "to": "1.0.0", **WHOLE_LOG})
     assert queued.status_code == 202, queued.text
     runs = [(server, s) for s in _scenarios(world)] + [(four_eyes_server, s) for s in _release_scenarios(queued.json()["id"])]
     for target, (label, method, path, kwargs, expected) in runs:
