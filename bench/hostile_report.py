@@ -71,7 +71,8 @@ def main() -> int:
     started = time.monotonic()
     marker = ["-m", "slow or not slow"] if args.long else ["-m", "not slow"]
     # The README check reads what this run writes: it is not part of the measured run.
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *marker, "tests/hostile",
+    # -n 0: one process, so one ledger counts every request (the default run has two).
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *marker, "tests/hostile",
                           "--deselect", "tests/hostile/test_readme_figures.py"],
                          cwd=HERE, env={**os.environ, "HOSTILE_RESULTS": str(ledger)})
     figures = json.loads(ledger.read_text()) if ledger.exists() else {}
