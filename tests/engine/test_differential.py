@@ -1,8 +1,9 @@
 """The compiler is right: durable_rules and the plain interpreter agree exactly.
 
 For every version of every shipped ruleset, generated inputs (biased to each
-threshold's boundaries; 100 per ruleset in the default run, 300 in CI's slow run) are evaluated through the compiled durable_rules network
-and through `ReferenceInterpreter`, which evaluates the same parsed document directly.
+threshold's boundaries; 100 per ruleset in the default run, 300 in CI's slow run) are
+evaluated through the compiled durable_rules network and through `ReferenceInterpreter`,
+which evaluates the same parsed document directly.
 Outcome, reason codes, results and the fired rules must be identical — for the used
 rulesets of a composition as well.
 """
@@ -22,7 +23,7 @@ from tests.strategies import realistic_input_strategy
 
 SHIPPED = sorted(p.name for p in RULESETS_DIR.iterdir() if p.is_dir())
 EXAMPLES = 300  # per version (at least 60 each when a ruleset has more than 3): CI's slow run
-FAST_EXAMPLES = 100  # the default run: the same derandomised examples, the first third of them
+FAST_EXAMPLES = 100  # the default run: a third as many (derandomised too)
 SIZES = [pytest.param(FAST_EXAMPLES, id="fast"), pytest.param(EXAMPLES, id="full", marks=pytest.mark.slow)]
 
 
